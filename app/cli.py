@@ -1,0 +1,256 @@
+"""The `countersign` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from app.detect.model import ModelIntegrityError
+
+CHUNK = 64
+
+
+def _iter_items(paths: list[str], stdin: TextIO) -> Iterator[Any]:
+    from app.detect.service import InputItem
+
+    for path in paths or ["-"]:
+        if path == "-":
+            for n, line in enumerate(stdin, 1):
+                if line.strip():
+                    yield InputItem(f"-:{n}", "json", line)
+        elif path.endswith(".jsonl") or path.endswith(".json"):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    for n, line in enumerate(fh, 1):
+                        if line.strip():
+                            yield InputItem(f"{path}:{n}", "json", line)
+            except OSError as exc:
+                yield InputItem(path, "json", json.dumps({"__error__": str(exc)}))
+        else:
+            yield InputItem(path, "mime-path", path)
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_worker_detector: Any = None
+
+
+def _init_worker(model_dir: str | None, directory: str | None) -> None:
+    global _worker_detector  # noqa: PLW0603 - one detector per worker process, loaded once
+    from app.detect.service import build_detector
+
+    _worker_detector = build_detector(Path(model_dir) if model_dir else None,
+                                      Path(directory) if directory else None)
+
+
+def _work(chunk: list[Any]) -> list[str]:
+    from app.detect.service import classify_items
+
+    return [json.dumps(v, ensure_ascii=False) for v in classify_items(_worker_detector, chunk)]
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Stream verdicts, one JSON line per input, in input order."""
+    from app.detect.service import build_detector
+
+    model_dir = str(args.model_dir) if args.model_dir else None
+    directory = str(args.directory) if args.directory else None
+    try:
+        detector = build_detector(args.model_dir, args.directory)
+    except ModelIntegrityError as exc:
+        print(f"countersign: {exc}", file=sys.stderr)
+        return 2
+    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    chunks = _chunks(_iter_items(args.paths, sys.stdin), CHUNK)
+    show = args.progress or (sys.stderr.isatty() and bool(args.paths))
+    bar = tqdm(unit="email", disable=not show, file=sys.stderr)
+    out = sys.stdout
+    if workers <= 1 or args.paths == ["-"] or not args.paths:
+        from app.detect.service import classify_items
+
+        for chunk in chunks:
+            for verdict in classify_items(detector, chunk):
+                out.write(json.dumps(verdict, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.update(len(chunk))
+    else:
+        del detector  # each worker loads its own copy; the check above already vetted the model
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(model_dir, directory)) as pool:
+            for lines in pool.imap(_work, chunks, chunksize=1):
+                out.write("\n".join(lines) + "\n")
+                bar.update(len(lines))
+            out.flush()
+    bar.close()
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from the corpus and write a model directory."""
+    from app.detect.service import train_and_save
+
+    manifest = train_and_save(args.out, budget=args.budget,
+                              progress=lambda m: print(f"train: {m}", file=sys.stderr))
+    val = manifest["validation"]
+    print(json.dumps({
+        "model_version": manifest["model_version"],
+        "out": str(args.out),
+        "sha256": manifest["sha256"],
+        "thresholds": manifest["thresholds"],
+        "validation": {k: val[k] for k in ("emails", "recall", "false_positive_rate",
+                                            "hard_negative_fpr", "top_intent_accuracy",
+                                            "grammar_pair_flips", "grammar_pairs")},
+    }, indent=2))
+    return 0
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    val = report["validation"]
+    w = sys.stdout.write
+    w(f"model {report['model_version']}  validation split: {val['emails']} emails "
+      f"({val['risky']} risky, {val['benign']} benign of which {val['hard_negatives']} hard negatives)\n\n")
+    w(f"{'intent':<20}{'support':>8}{'precision':>11}{'recall':>8}{'FPR':>8}\n")
+    for name, m in val["per_intent"].items():
+        def fmt(x: float | None) -> str:
+            return "-" if x is None else f"{x:.3f}"
+        w(f"{name:<20}{m['support']:>8}{fmt(m['precision']):>11}{fmt(m['recall']):>8}"
+          f"{fmt(m['false_positive_rate']):>8}\n")
+    w(f"\noverall recall {val['recall']}  false-positive rate {val['false_positive_rate']}  "
+      f"hard-negative FPR {val['hard_negative_fpr']}  top intent right {val['top_intent_accuracy']}\n")
+    w(f"grammar pairs {val['grammar_pairs']}, flips {val['grammar_pair_flips']} "
+      f"(rate {val['grammar_pair_flip_rate']})\n\nconfusion (true primary label -> top predicted)\n")
+    cols = ["none", "payment_change", "credential_request", "urgent_transfer", "gift_card", "data_request"]
+    w(f"{'':<20}" + "".join(f"{c[:10]:>12}" for c in cols) + "\n")
+    for row, counts in val["confusion"].items():
+        w(f"{row:<20}" + "".join(f"{counts.get(c, 0):>12}" for c in cols) + "\n")
+    for title, key, metric in (("recall by style", "recall_by_style", "recall"),
+                               ("recall by language", "recall_by_lang", "recall"),
+                               ("false-positive rate by style", "fpr_by_style", "fpr")):
+        w(f"\n{title}: " + ", ".join(f"{k} {v[metric]} (n={v['n']})" for k, v in val[key].items()) + "\n")
+    for legit in report.get("legitimate", []):
+        w(f"\nlegitimate mail {legit['path']}: {legit['flagged']}/{legit['emails']} flagged "
+          f"(flag rate {legit['flag_rate']}), {legit['unparseable']} unparseable\n")
+        for f in legit["flagged_files"][:20]:
+            w(f"  {f['file']}: {', '.join(f['intents'])}: {f['evidence'][:1]}\n")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Report quality on the validation split and flag rates on legitimate mail."""
+    from app.detect.corpus import load_corpus
+    from app.detect.evaluate import evaluate_examples, flag_rate, iter_eml
+    from app.detect.service import build_detector
+
+    try:
+        detector = build_detector(args.model_dir, args.directory)
+    except ModelIntegrityError as exc:
+        print(f"countersign: {exc}", file=sys.stderr)
+        return 2
+    examples = [e for e in load_corpus() if e.split == "validation"]
+    with tqdm(total=len(examples), desc="validation", unit="email", file=sys.stderr,
+              disable=not sys.stderr.isatty()) as bar:
+        validation = evaluate_examples(detector, examples, progress=bar.update)
+    report: dict[str, Any] = {"model_version": detector.model_version, "validation": validation,
+                              "legitimate": []}
+    for legit in args.legit or []:
+        files = iter_eml([legit])
+        with tqdm(total=len(files), desc=str(legit.name), unit="email", file=sys.stderr,
+                  disable=not sys.stderr.isatty()) as bar:
+            figures = flag_rate(detector, files, progress=bar.update)
+        report["legitimate"].append({"path": str(legit), **figures})
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    """Counts of the training corpus and its near-duplicates."""
+    from app.detect.corpus import load_corpus, near_duplicate_pairs, summarize
+
+    examples = load_corpus()
+    summary = summarize(examples)
+    dups = near_duplicate_pairs(examples)
+    summary["near_duplicates"] = [
+        {"a": examples[i].id, "b": examples[j].id, "cosine": round(s, 3),
+         "same_split": examples[i].split == examples[j].split}
+        for i, j, s in dups
+    ]
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API."""
+    import uvicorn
+
+    uvicorn.run("app.main:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="countersign", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="print one Verdict JSON line per email")
+    p.add_argument("paths", nargs="*", help=".eml files, .jsonl files of Email JSON, or - for stdin")
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--directory", type=Path, default=None, help="directory file (YAML or JSON)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: 2 or CPU count)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("train", help="train a model from the corpus")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget", type=float, default=0.005, help="target false-positive rate")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="report model quality")
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--directory", type=Path, default=None)
+    p.add_argument("--legit", type=Path, action="append",
+                   help="directory of .eml files treated as legitimate (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("corpus", help="corpus counts and near-duplicates")
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default=os.environ.get("COUNTERSIGN_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("COUNTERSIGN_PORT", "8000")))
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

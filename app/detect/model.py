@@ -1,0 +1,230 @@
+"""The intent model: features, scores, and model files that are checked before they are loaded.
+
+A model file is code. It is saved with skops (no pickle) beside a manifest holding its SHA-256
+and the library versions; loading refuses any file whose hash or versions do not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+import skops
+import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from app.detect.intents import INTENTS
+
+ARTIFACT_NAME = "model.skops"
+MANIFEST_NAME = "manifest.json"
+QUOTED_WEIGHT = 0.5
+# Only these types may come out of a model file, whatever the file says.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file failed its integrity check and was not loaded."""
+
+
+def build_vectorizers() -> dict[str, TfidfVectorizer]:
+    """Fresh, unfitted vectorizers: word 1-2 grams and char 3-5 grams of the main text, and
+    words of the quoted history in their own columns."""
+    return {
+        "word": TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=60_000,
+                                sublinear_tf=True, dtype=np.float32,
+                                token_pattern=r"(?u)\b\w[\w'\-]*\b"),
+        "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
+                                max_features=120_000, sublinear_tf=True, dtype=np.float32),
+        "quoted": TfidfVectorizer(ngram_range=(1, 1), min_df=3, max_features=20_000,
+                                  sublinear_tf=True, dtype=np.float32),
+    }
+
+
+@dataclass(slots=True)
+class IntentModel:
+    """Multi-label linear model over TF-IDF features with Platt-calibrated scores per intent."""
+
+    vectorizers: dict[str, TfidfVectorizer]
+    coef: np.ndarray  # (n_intents, n_features)
+    intercept: np.ndarray  # (n_intents,)
+    platt: np.ndarray  # (n_intents, 2): p = sigmoid(a * decision + b)
+    thresholds: np.ndarray  # (n_intents,)
+    intents: tuple[str, ...] = INTENTS
+    version: str = "untrained"
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, mains: list[str], quoteds: list[str]) -> sp.csr_matrix:
+        """Feature matrix for a batch of (main, quoted) texts."""
+        blocks = [
+            self.vectorizers["word"].transform(mains),
+            self.vectorizers["char"].transform(mains),
+            self.vectorizers["quoted"].transform(quoteds) * QUOTED_WEIGHT,
+        ]
+        return sp.hstack(blocks, format="csr")
+
+    def decision(self, features: sp.csr_matrix) -> np.ndarray:
+        """Raw linear scores, one column per intent."""
+        return np.asarray(features @ self.coef.T) + self.intercept
+
+    def calibrate(self, decision: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from raw scores."""
+        z = decision * self.platt[:, 0] + self.platt[:, 1]
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+    def predict_proba(self, mains: list[str], quoteds: list[str]) -> np.ndarray:
+        """Calibrated probability per intent for a batch."""
+        if not mains:
+            return np.zeros((0, len(self.intents)))
+        return self.calibrate(self.decision(self.features(mains, quoteds)))
+
+    def state(self) -> dict[str, Any]:
+        """Everything the model file holds: numpy arrays and plain values only.
+
+        Vocabularies are stored as arrays of terms (compact and fast to load) and put back into
+        vectorizers built by this code, whose settings must match the file's `feature_spec`.
+        """
+        vocab = {}
+        for name, vec in self.vectorizers.items():
+            terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+            joined = "\x00".join(terms).encode("utf-8")
+            vocab[name] = {"terms": np.frombuffer(joined, dtype=np.uint8).copy(),
+                           "idf": np.asarray(vec.idf_, dtype=np.float32)}
+        return {
+            "feature_spec": feature_spec(),
+            "vocab": vocab,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "platt": self.platt,
+            "thresholds": self.thresholds,
+            "intents": list(self.intents),
+        }
+
+    def parameter_hash(self) -> str:
+        """Hash of the fitted parameters: equal for two trainings that learned the same model."""
+        digest = hashlib.sha256()
+        for name in ("word", "char", "quoted"):
+            vec = self.vectorizers[name]
+            digest.update(json.dumps(sorted((k, int(v)) for k, v in vec.vocabulary_.items())).encode())
+            digest.update(np.ascontiguousarray(vec.idf_, dtype=np.float32).tobytes())
+        for arr in (self.coef, self.intercept, self.platt, self.thresholds):
+            digest.update(np.ascontiguousarray(np.round(arr.astype(np.float64), 10)).tobytes())
+        return digest.hexdigest()
+
+
+def feature_spec() -> str:
+    """A description of the feature settings; a model file only fits the settings it was built with."""
+    parts = []
+    for name, vec in sorted(build_vectorizers().items()):
+        params = vec.get_params()
+        keys = ("analyzer", "ngram_range", "min_df", "max_features", "sublinear_tf", "token_pattern",
+                "lowercase", "norm", "use_idf", "smooth_idf")
+        parts.append(f"{name}:" + ",".join(f"{k}={params[k]!r}" for k in keys))
+    return f"quoted_weight={QUOTED_WEIGHT};" + ";".join(parts)
+
+
+def _restore_vectorizers(vocab: dict[str, Any]) -> dict[str, TfidfVectorizer]:
+    vectorizers = build_vectorizers()
+    for name, vec in vectorizers.items():
+        terms = np.asarray(vocab[name]["terms"], dtype=np.uint8).tobytes().decode("utf-8").split("\x00")
+        vec.vocabulary_ = {t: i for i, t in enumerate(terms)}
+        vec.idf_ = np.asarray(vocab[name]["idf"], dtype=np.float64)
+    return vectorizers
+
+
+def versions() -> dict[str, str]:
+    """Library versions a model file is bound to."""
+    return {
+        "scikit-learn": sklearn.__version__,
+        "skops": skops.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version_tuple()[0] + "." + platform.python_version_tuple()[1],
+    }
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: IntentModel, directory: Path, manifest_extra: dict[str, Any]) -> dict[str, Any]:
+    """Write the artifact and its manifest; returns the manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    artifact = directory / ARTIFACT_NAME
+    sio.dump(model.state(), artifact, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    manifest = {
+        "artifact": ARTIFACT_NAME,
+        "sha256": sha256_file(artifact),
+        "model_version": model.version,
+        "parameter_hash": model.parameter_hash(),
+        "versions": versions(),
+        "intents": list(model.intents),
+        "thresholds": {k: round(float(t), 6) for k, t in zip(model.intents, model.thresholds, strict=True)},
+        **manifest_extra,
+    }
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    model.manifest = manifest
+    return manifest
+
+
+def load_model(directory: Path) -> IntentModel:
+    """Load a model directory after checking the artifact's hash and library versions."""
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ModelIntegrityError(f"integrity check failed: no {MANIFEST_NAME} in {directory}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"integrity check failed: unreadable manifest ({exc})") from None
+    name = str(manifest.get("artifact", ""))
+    artifact = directory / name
+    if not name or "/" in name or "\\" in name or not artifact.is_file():
+        raise ModelIntegrityError("integrity check failed: the manifest names no artifact file here")
+    actual = sha256_file(artifact)
+    if actual != manifest.get("sha256"):
+        raise ModelIntegrityError(
+            f"integrity check failed: SHA-256 of {name} is {actual}, manifest says "
+            f"{manifest.get('sha256')}; refusing to load"
+        )
+    expected = manifest.get("versions", {})
+    current = versions()
+    for lib in ("scikit-learn", "skops", "numpy"):
+        if expected.get(lib) != current[lib]:
+            raise ModelIntegrityError(
+                f"integrity check failed: model built with {lib} {expected.get(lib)}, "
+                f"this install has {current[lib]}; retrain with `countersign train`"
+            )
+    untrusted = sio.get_untrusted_types(file=artifact)
+    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if bad:
+        raise ModelIntegrityError(f"integrity check failed: artifact holds untrusted types {bad}")
+    state = sio.load(artifact, trusted=untrusted)
+    if state.get("feature_spec") != feature_spec():
+        raise ModelIntegrityError(
+            "integrity check failed: the model was built with other feature settings than this "
+            "version of Countersign; retrain with `countersign train`"
+        )
+    model = IntentModel(
+        vectorizers=_restore_vectorizers(state["vocab"]),
+        coef=np.asarray(state["coef"], dtype=np.float32),
+        intercept=np.asarray(state["intercept"], dtype=np.float64),
+        platt=np.asarray(state["platt"], dtype=np.float64),
+        thresholds=np.asarray(state["thresholds"], dtype=np.float64),
+        intents=tuple(state["intents"]),
+        version=str(manifest.get("model_version", "unknown")),
+        manifest=manifest,
+    )
+    if model.intents != INTENTS:
+        raise ModelIntegrityError(f"integrity check failed: model intents {model.intents} != {INTENTS}")
+    return model

@@ -1,0 +1,64 @@
+"""HTML to plain text with a real HTML parser; the HTML itself is never rendered or kept."""
+
+from __future__ import annotations
+
+import re
+
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+from selectolax.lexbor import LexborNode as Node
+
+MAX_HTML_CHARS = 2_000_000
+MAX_LINKS = 200
+
+_BLOCK_TAGS = (
+    "p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "blockquote", "section", "article", "header", "footer", "hr", "ul", "ol",
+)
+_HIDDEN_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])|"
+    r"max-height\s*:\s*0(?![.\d]*[1-9])|opacity\s*:\s*0(?![.\d]*[1-9])",
+    re.IGNORECASE,
+)
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BLANKS = re.compile(r"\n\s*\n\s*\n+")
+
+
+def _is_hidden(node: Node) -> bool:
+    attrs = node.attributes
+    if "hidden" in attrs:
+        return True
+    style = attrs.get("style") or ""
+    return bool(_HIDDEN_STYLE.search(style))
+
+
+def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
+    """Visible text of an HTML body (block elements become line breaks) and its links.
+
+    Hidden elements (display:none, zero-size fonts) are dropped: attackers use them to pad mail
+    with benign words that a reader never sees.
+    """
+    tree = HTMLParser(html[:MAX_HTML_CHARS])
+    tree.strip_tags(["script", "style", "head", "title", "noscript", "template", "svg", "object"])
+    links: list[tuple[str, str]] = []
+    root = tree.body or tree.root
+    if root is None:
+        return "", links
+    for node in list(root.traverse(include_text=False)):
+        if node.tag and node.tag != "-text" and _is_hidden(node):
+            node.decompose()
+    for node in root.css("a[href]"):
+        if len(links) >= MAX_LINKS:
+            break
+        href = (node.attributes.get("href") or "").strip()
+        if href:
+            links.append(((node.text(deep=True) or "").strip()[:500], href[:2_000]))
+    for tag in _BLOCK_TAGS:
+        for node in root.css(tag):
+            node.insert_before("\n")
+            node.insert_after("\n")
+    for node in root.css("td, th"):
+        node.insert_after(" ")
+    text = root.text(deep=True, separator="", strip=False)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    out = "\n".join(lines).strip()
+    return _BLANKS.sub("\n\n", out), links

@@ -1,0 +1,367 @@
+"""Email JSON and raw RFC 5322 MIME into one normalised `Email`."""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.message
+import email.utils
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import policy as email_policy
+
+from pydantic import ValidationError
+
+from app.core.errors import InvalidInput, PayloadTooLarge
+from app.mail.html import html_to_text
+from app.mail.quotes import split_quoted
+from app.mail.schemas import (
+    MAX_ATTACHMENTS,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_RECIPIENTS,
+    Address,
+    Attachment,
+    AuthResults,
+    Email,
+    EmailIn,
+)
+
+MAX_RAW_BYTES = 25 * 1024 * 1024
+MAX_PARTS = 500
+MAX_DEPTH = 20
+MAX_BODY_CHARS = 1_000_000
+"""Text beyond this is not needed to judge intent and only costs time."""
+
+_KEPT_HEADERS = (
+    "authentication-results",
+    "in-reply-to",
+    "references",
+    "return-path",
+    "x-mailer",
+    "list-id",
+    "list-unsubscribe",
+    "received-spf",
+    "thread-index",
+    "x-original-to",
+)
+_AUTH_RE = {
+    mech: re.compile(rf"\b{mech}\s*=\s*([a-z]+)", re.IGNORECASE) for mech in ("spf", "dkim", "dmarc")
+}
+_ANGLE_ADDR = re.compile(r"<(?P<addr>[^<>@\s]+@[^<>\s]+)>\s*$")
+_BARE_ADDR = re.compile(r"(?P<addr>[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(value: str, limit: int = MAX_HEADER_VALUE) -> str:
+    return _CONTROL.sub("", value)[:limit].strip()
+
+
+def _make_address(name: str, addr: str, fallback: str) -> Address | None:
+    addr = addr.strip().strip("<>").lower()
+    if "@" not in addr:
+        # A bare display name or garbage: keep the text as a name so the UI can show it.
+        text = _clean(name or fallback, 256)
+        return Address(name=text, address="", domain="") if text else None
+    domain = addr.rsplit("@", 1)[1].strip(".").lower()
+    return Address(name=_clean(name, 256), address=addr[:320], domain=domain[:253])
+
+
+def parse_address(value: str | None) -> Address | None:
+    """One mailbox from a header value; None when there is nothing usable."""
+    if not value:
+        return None
+    cleaned = _clean(value)
+    name, addr = email.utils.parseaddr(cleaned)
+    if "@" not in addr:
+        # Unquoted commas or other specials in the display name ("Smith, CPA <a@b.c>") defeat
+        # parseaddr; gateways pass such headers through, so read them leniently.
+        match = _ANGLE_ADDR.search(cleaned) or _BARE_ADDR.search(cleaned)
+        if match:
+            addr = match.group("addr")
+            name = cleaned[: match.start()].strip().strip('"').strip()
+    return _make_address(name, addr, cleaned)
+
+
+def parse_address_list(values: list[str]) -> list[Address]:
+    """All mailboxes of several header values (each may hold a comma-separated list)."""
+    out: list[Address] = []
+    for name, addr in email.utils.getaddresses([_clean(v) for v in values])[:MAX_RECIPIENTS]:
+        parsed = _make_address(name, addr, name)
+        if parsed is not None:
+            out.append(parsed)
+    return out
+
+
+def parse_auth_results(value: str | None) -> AuthResults:
+    """SPF/DKIM/DMARC outcomes from an Authentication-Results header (first of each)."""
+    if not value:
+        return AuthResults()
+    found = {}
+    for mech, rx in _AUTH_RE.items():
+        match = rx.search(value)
+        found[mech] = match.group(1).lower() if match else None
+    return AuthResults(**found)
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """An RFC 5322 or ISO 8601 date; None when it cannot be read."""
+    if not value:
+        return None
+    value = value.strip()[:200]
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def derive_message_id(*parts: str | bytes) -> str:
+    """A stable Message-ID from the content when the email has none."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part)
+        digest.update(b"\x00")
+    return f"<derived.{digest.hexdigest()[:40]}@countersign.invalid>"
+
+
+def _assemble(
+    *,
+    message_id: str,
+    sender: Address | None,
+    reply_to: Address | None,
+    to: list[Address],
+    cc: list[Address],
+    subject: str,
+    date: datetime | None,
+    headers: dict[str, str],
+    text: str | None,
+    html: str | None,
+    attachments: list[Attachment],
+    direction: str,
+    raw_sha256: str | None,
+    defects: list[str],
+) -> Email:
+    links: list[tuple[str, str]] = []
+    html_only = False
+    body = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    if html:
+        html_text, links = html_to_text(html)
+        if not body.strip():
+            body = html_text
+            html_only = True
+    body = _CONTROL.sub("", body)[:MAX_BODY_CHARS]
+    split = split_quoted(body)
+    return Email(
+        message_id=message_id,
+        sender=sender,
+        reply_to=reply_to,
+        to=to,
+        cc=cc,
+        subject=subject,
+        date=date,
+        headers=headers,
+        body=body,
+        newest=split.newest,
+        quoted=split.quoted,
+        html_only=html_only,
+        html_links=links,
+        attachments=attachments,
+        auth=parse_auth_results(headers.get("authentication-results")),
+        direction=direction,
+        raw_sha256=raw_sha256,
+        defects=defects,
+    )
+
+
+def email_from_json(data: object) -> Email:
+    """Normalise one Email JSON object; raises InvalidInput naming the problem."""
+    try:
+        msg = EmailIn.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise InvalidInput(f"{where}: {first.get('msg', 'invalid')}") from None
+    return email_from_model(msg)
+
+
+def email_from_model(msg: EmailIn) -> Email:
+    """Normalise a validated EmailIn."""
+    headers = {k.lower()[:200]: _clean(v) for k, v in list(msg.headers.items())[:MAX_HEADERS]}
+    sender = parse_address(msg.from_)
+    if sender is None or not sender.address:
+        raise InvalidInput("from: no email address found")
+    message_id = _clean(msg.message_id or "", 998) or derive_message_id(
+        msg.from_, msg.subject, msg.date or "", msg.text or "", msg.html or ""
+    )
+    attachments = [
+        Attachment(
+            filename=_clean(a.filename or "", 255),
+            content_type=_clean(a.content_type or "application/octet-stream", 255).lower(),
+            size=a.size,
+        )
+        for a in msg.attachments
+    ]
+    return _assemble(
+        message_id=message_id,
+        sender=sender,
+        reply_to=parse_address(msg.reply_to),
+        to=parse_address_list(msg.to),
+        cc=parse_address_list(msg.cc),
+        subject=_clean(msg.subject),
+        date=parse_date(msg.date),
+        headers=headers,
+        text=msg.text,
+        html=msg.html,
+        attachments=attachments,
+        direction=msg.direction,
+        raw_sha256=None,
+        defects=[],
+    )
+
+
+def decode_header_value(value: object) -> str:
+    """Decode RFC 2047 encoded words, tolerating unknown charsets and broken encodings."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        raw = str(value)
+    else:
+        raw = str(value)
+    raw = raw[: MAX_HEADER_VALUE * 2]
+    try:
+        chunks = email.header.decode_header(raw)
+    except (email.errors.HeaderParseError, ValueError, LookupError, AssertionError):
+        return _clean(raw)
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, bytes):
+            out.append(_decode_bytes(chunk, charset))
+        else:
+            out.append(chunk)
+    # decode_header drops the whitespace between an encoded word and plain text.
+    return _clean(re.sub(r"\s+", " ", "".join(out) if len(out) > 1 else "".join(out)))
+
+
+def _decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            return data.decode(candidate.strip().strip('"').lower())
+        except (LookupError, UnicodeDecodeError, ValueError):
+            if defects is not None and candidate == charset:
+                defects.append(f"could not decode as {candidate[:40]!r}")
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+def _walk(msg: email.message.Message) -> Iterator[tuple[email.message.Message, int, bool]]:
+    """Parts depth-first without recursion; yields (part, depth, inside an attached message)."""
+    stack: list[tuple[email.message.Message, int, bool]] = [(msg, 0, False)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth, embedded = stack.pop()
+        seen += 1
+        yield part, depth, embedded
+        if depth >= MAX_DEPTH:
+            continue
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            is_rfc822 = part.get_content_type() == "message/rfc822"
+            children = [p for p in payload if isinstance(p, email.message.Message)]
+            stack.extend((child, depth + 1, embedded or is_rfc822) for child in reversed(children))
+
+
+def _part_payload(part: email.message.Message, defects: list[str]) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except (ValueError, TypeError, AssertionError):
+        defects.append("undecodable part")
+        return b""
+    if isinstance(data, bytes):
+        return data[: MAX_BODY_CHARS * 4]
+    return b""
+
+
+def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
+    """Parse a raw RFC 5322 message. Broken structure is tolerated; no sender at all is an error."""
+    if len(raw) > MAX_RAW_BYTES:
+        raise PayloadTooLarge(f"message is larger than {MAX_RAW_BYTES} bytes")
+    if not raw.strip():
+        raise InvalidInput("message is empty")
+    raw_sha = hashlib.sha256(raw).hexdigest()
+    # compat32 is about eight times faster than policy.default; headers are decoded here instead.
+    try:
+        msg = email.message_from_bytes(raw, policy=email_policy.compat32)
+    except Exception as exc:  # noqa: BLE001 - the stdlib parser may raise anything on hostile input
+        raise InvalidInput(f"unparseable MIME message: {type(exc).__name__}") from None
+    defects = [type(d).__name__ for d in (msg.defects or [])][:20]
+
+    def header(name: str) -> str:
+        value = msg.get(name)
+        return decode_header_value(value) if value is not None else ""
+
+    def header_all(name: str) -> list[str]:
+        return [decode_header_value(v) for v in (msg.get_all(name) or [])][:MAX_RECIPIENTS]
+
+    sender = parse_address(header("From")) or parse_address(header("Sender"))
+    if sender is None or (not sender.address and not sender.name):
+        if not msg.keys():
+            raise InvalidInput("not an RFC 5322 message: no headers found")
+        defects.append("no From header")
+    headers: dict[str, str] = {}
+    for key in _KEPT_HEADERS:
+        value = msg.get(key)
+        if value is not None:
+            headers[key] = decode_header_value(value)
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[Attachment] = []
+    for part, _depth, embedded in _walk(msg):
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        disposition = (part.get("Content-Disposition") or "").lower()
+        filename = decode_header_value(part.get_filename()) if part.get_param("name") or (
+            "filename" in disposition
+        ) else ""
+        is_attachment = "attachment" in disposition or bool(filename)
+        if is_attachment or not ctype.startswith("text/"):
+            if len(attachments) < MAX_ATTACHMENTS and (filename or ctype != "text/plain"):
+                payload = part.get_payload()
+                size = len(payload) * 3 // 4 if isinstance(payload, str) else None
+                attachments.append(Attachment(filename[:255], ctype[:255], size))
+            continue
+        data = _part_payload(part, defects)
+        text = _decode_bytes(data, part.get_content_charset(), defects)
+        if embedded:
+            plain.append("\n---------- Forwarded message ---------\n" + text)
+        elif ctype == "text/html":
+            html.append(text)
+        else:
+            plain.append(text)
+    message_id = header("Message-ID")[:998] or derive_message_id(raw)
+    return _assemble(
+        message_id=message_id,
+        sender=sender if sender and sender.address else sender,
+        reply_to=parse_address(header("Reply-To")),
+        to=parse_address_list(header_all("To")),
+        cc=parse_address_list(header_all("Cc")),
+        subject=header("Subject"),
+        date=parse_date(header("Date")),
+        headers=headers,
+        text="\n\n".join(plain) if plain else None,
+        html="\n".join(html) if html else None,
+        attachments=attachments,
+        direction=direction,
+        raw_sha256=raw_sha,
+        defects=defects,
+    )
