@@ -53,11 +53,12 @@ _worker_detector: Any = None
 
 
 def _init_worker(model_dir: str | None, directory: str | None) -> None:
-    global _worker_detector  # noqa: PLW0603 - one detector per worker process, loaded once
+    global _worker_detector
     from app.detect.service import build_detector
 
-    _worker_detector = build_detector(Path(model_dir) if model_dir else None,
-                                      Path(directory) if directory else None)
+    _worker_detector = build_detector(
+        Path(model_dir) if model_dir else None, Path(directory) if directory else None
+    )
 
 
 def _work(chunk: list[Any]) -> list[str]:
@@ -106,47 +107,90 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train from the corpus and write a model directory."""
     from app.detect.service import train_and_save
 
-    manifest = train_and_save(args.out, budget=args.budget,
-                              progress=lambda m: print(f"train: {m}", file=sys.stderr))
+    manifest = train_and_save(
+        args.out, budget=args.budget, progress=lambda m: print(f"train: {m}", file=sys.stderr)
+    )
     val = manifest["validation"]
-    print(json.dumps({
-        "model_version": manifest["model_version"],
-        "out": str(args.out),
-        "sha256": manifest["sha256"],
-        "thresholds": manifest["thresholds"],
-        "validation": {k: val[k] for k in ("emails", "recall", "false_positive_rate",
-                                            "hard_negative_fpr", "top_intent_accuracy",
-                                            "grammar_pair_flips", "grammar_pairs")},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model_version": manifest["model_version"],
+                "out": str(args.out),
+                "sha256": manifest["sha256"],
+                "thresholds": manifest["thresholds"],
+                "validation": {
+                    k: val[k]
+                    for k in (
+                        "emails",
+                        "recall",
+                        "false_positive_rate",
+                        "hard_negative_fpr",
+                        "top_intent_accuracy",
+                        "grammar_pair_flips",
+                        "grammar_pairs",
+                    )
+                },
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
 def _print_report(report: dict[str, Any]) -> None:
     val = report["validation"]
     w = sys.stdout.write
-    w(f"model {report['model_version']}  validation split: {val['emails']} emails "
-      f"({val['risky']} risky, {val['benign']} benign of which {val['hard_negatives']} hard negatives)\n\n")
+    w(
+        f"model {report['model_version']}  validation split: {val['emails']} emails "
+        f"({val['risky']} risky, {val['benign']} benign, "
+        f"{val['hard_negatives']} of them hard negatives)\n\n"
+    )
     w(f"{'intent':<20}{'support':>8}{'precision':>11}{'recall':>8}{'FPR':>8}\n")
     for name, m in val["per_intent"].items():
+
         def fmt(x: float | None) -> str:
             return "-" if x is None else f"{x:.3f}"
-        w(f"{name:<20}{m['support']:>8}{fmt(m['precision']):>11}{fmt(m['recall']):>8}"
-          f"{fmt(m['false_positive_rate']):>8}\n")
-    w(f"\noverall recall {val['recall']}  false-positive rate {val['false_positive_rate']}  "
-      f"hard-negative FPR {val['hard_negative_fpr']}  top intent right {val['top_intent_accuracy']}\n")
-    w(f"grammar pairs {val['grammar_pairs']}, flips {val['grammar_pair_flips']} "
-      f"(rate {val['grammar_pair_flip_rate']})\n\nconfusion (true primary label -> top predicted)\n")
-    cols = ["none", "payment_change", "credential_request", "urgent_transfer", "gift_card", "data_request"]
+
+        w(
+            f"{name:<20}{m['support']:>8}{fmt(m['precision']):>11}{fmt(m['recall']):>8}"
+            f"{fmt(m['false_positive_rate']):>8}\n"
+        )
+    w(
+        f"\noverall recall {val['recall']}  false-positive rate {val['false_positive_rate']}  "
+        f"hard-negative FPR {val['hard_negative_fpr']}  "
+        f"top intent right {val['top_intent_accuracy']}\n"
+    )
+    w(
+        f"grammar pairs {val['grammar_pairs']}, flips {val['grammar_pair_flips']} "
+        f"(rate {val['grammar_pair_flip_rate']})\n\n"
+        "confusion (true primary label -> top predicted)\n"
+    )
+    cols = [
+        "none",
+        "payment_change",
+        "credential_request",
+        "urgent_transfer",
+        "gift_card",
+        "data_request",
+    ]
     w(f"{'':<20}" + "".join(f"{c[:10]:>12}" for c in cols) + "\n")
     for row, counts in val["confusion"].items():
         w(f"{row:<20}" + "".join(f"{counts.get(c, 0):>12}" for c in cols) + "\n")
-    for title, key, metric in (("recall by style", "recall_by_style", "recall"),
-                               ("recall by language", "recall_by_lang", "recall"),
-                               ("false-positive rate by style", "fpr_by_style", "fpr")):
-        w(f"\n{title}: " + ", ".join(f"{k} {v[metric]} (n={v['n']})" for k, v in val[key].items()) + "\n")
+    for title, key, metric in (
+        ("recall by style", "recall_by_style", "recall"),
+        ("recall by language", "recall_by_lang", "recall"),
+        ("false-positive rate by style", "fpr_by_style", "fpr"),
+    ):
+        w(
+            f"\n{title}: "
+            + ", ".join(f"{k} {v[metric]} (n={v['n']})" for k, v in val[key].items())
+            + "\n"
+        )
     for legit in report.get("legitimate", []):
-        w(f"\nlegitimate mail {legit['path']}: {legit['flagged']}/{legit['emails']} flagged "
-          f"(flag rate {legit['flag_rate']}), {legit['unparseable']} unparseable\n")
+        w(
+            f"\nlegitimate mail {legit['path']}: {legit['flagged']}/{legit['emails']} flagged "
+            f"(flag rate {legit['flag_rate']}), {legit['unparseable']} unparseable\n"
+        )
         for f in legit["flagged_files"][:20]:
             w(f"  {f['file']}: {', '.join(f['intents'])}: {f['evidence'][:1]}\n")
 
@@ -163,15 +207,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"countersign: {exc}", file=sys.stderr)
         return 2
     examples = [e for e in load_corpus() if e.split == "validation"]
-    with tqdm(total=len(examples), desc="validation", unit="email", file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar:
+    with tqdm(
+        total=len(examples),
+        desc="validation",
+        unit="email",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
         validation = evaluate_examples(detector, examples, progress=bar.update)
-    report: dict[str, Any] = {"model_version": detector.model_version, "validation": validation,
-                              "legitimate": []}
+    report: dict[str, Any] = {
+        "model_version": detector.model_version,
+        "validation": validation,
+        "legitimate": [],
+    }
     for legit in args.legit or []:
         files = iter_eml([legit])
-        with tqdm(total=len(files), desc=str(legit.name), unit="email", file=sys.stderr,
-                  disable=not sys.stderr.isatty()) as bar:
+        with tqdm(
+            total=len(files),
+            desc=str(legit.name),
+            unit="email",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
             figures = flag_rate(detector, files, progress=bar.update)
         report["legitimate"].append({"path": str(legit), **figures})
     if args.json:
@@ -189,8 +246,12 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     summary = summarize(examples)
     dups = near_duplicate_pairs(examples)
     summary["near_duplicates"] = [
-        {"a": examples[i].id, "b": examples[j].id, "cosine": round(s, 3),
-         "same_split": examples[i].split == examples[j].split}
+        {
+            "a": examples[i].id,
+            "b": examples[j].id,
+            "cosine": round(s, 3),
+            "same_split": examples[i].split == examples[j].split,
+        }
         for i, j, s in dups
     ]
     print(json.dumps(summary, indent=2))
@@ -201,8 +262,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP API."""
     import uvicorn
 
-    uvicorn.run("app.main:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info")
+    uvicorn.run(
+        "app.main:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
     return 0
 
 
@@ -212,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="print one Verdict JSON line per email")
-    p.add_argument("paths", nargs="*", help=".eml files, .jsonl files of Email JSON, or - for stdin")
+    p.add_argument(
+        "paths", nargs="*", help=".eml files, .jsonl files of Email JSON, or - for stdin"
+    )
     p.add_argument("--model-dir", type=Path, default=None)
     p.add_argument("--directory", type=Path, default=None, help="directory file (YAML or JSON)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: 2 or CPU count)")
@@ -227,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="report model quality")
     p.add_argument("--model-dir", type=Path, default=None)
     p.add_argument("--directory", type=Path, default=None)
-    p.add_argument("--legit", type=Path, action="append",
-                   help="directory of .eml files treated as legitimate (repeatable)")
+    p.add_argument(
+        "--legit",
+        type=Path,
+        action="append",
+        help="directory of .eml files treated as legitimate (repeatable)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

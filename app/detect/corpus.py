@@ -108,8 +108,9 @@ def corpus_hash(directory: Path = CORPUS_DIR) -> str:
     return digest.hexdigest()
 
 
-def near_duplicate_pairs(examples: list[Example], threshold: float = NEAR_DUP_COSINE
-                         ) -> list[tuple[int, int, float]]:
+def near_duplicate_pairs(
+    examples: list[Example], threshold: float = NEAR_DUP_COSINE
+) -> list[tuple[int, int, float]]:
     """Index pairs whose newest-message texts are near-duplicates (char 5-gram cosine)."""
     texts = [normalize(e.email.subject + "\n" + e.email.newest) for e in examples]
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(5, 5), min_df=1, dtype=np.float32)
@@ -175,5 +176,7 @@ def summarize(examples: list[Example]) -> dict[str, object]:
         "per_source": dict(Counter(e.source for e in examples)),
         "per_split": dict(Counter(e.split for e in examples)),
         "grammar_pairs": sum(1 for n in pairs.values() if n == 2),
-        "non_english_share": round(sum(e.lang != "en" for e in examples) / max(len(examples), 1), 4),
+        "non_english_share": round(
+            sum(e.lang != "en" for e in examples) / max(len(examples), 1), 4
+        ),
     }

@@ -101,8 +101,11 @@ def directory_from_dict(data: dict[str, Any], *, key: bytes) -> Directory:
         fps: set[str] = set()
         last4: list[str] = []
         for account in v.get("bank_accounts", []):
-            raw = str(account.get("number") or account.get("iban") or "") if isinstance(
-                account, dict) else str(account)
+            raw = (
+                str(account.get("number") or account.get("iban") or "")
+                if isinstance(account, dict)
+                else str(account)
+            )
             if raw:
                 fps.add(fingerprint(raw, key))
                 last4.append("".join(ch for ch in raw if ch.isalnum())[-4:])

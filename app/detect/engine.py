@@ -83,15 +83,22 @@ class Verdict:
 class Detector:
     """Loads the model once and classifies emails, one at a time or in batches."""
 
-    def __init__(self, model: IntentModel, *, directory: Directory | None = None,
-                 fingerprint_key: bytes = b"countersign-dev-fingerprint-key",
-                 thresholds: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        model: IntentModel,
+        *,
+        directory: Directory | None = None,
+        fingerprint_key: bytes = b"countersign-dev-fingerprint-key",
+        thresholds: dict[str, float] | None = None,
+    ) -> None:
         self.model = model
         self.directory = directory or Directory()
         self.key = fingerprint_key
         self.thresholds = np.array(
-            [float((thresholds or {}).get(name, t)) for name, t in zip(model.intents, model.thresholds,
-                                                                       strict=True)]
+            [
+                float((thresholds or {}).get(name, t))
+                for name, t in zip(model.intents, model.thresholds, strict=True)
+            ]
         )
 
     @classmethod
@@ -108,8 +115,9 @@ class Detector:
         """The verdict for one email."""
         return self.classify_many([email], histories=[history])[0]
 
-    def classify_many(self, emails: list[Email],
-                      histories: list[SenderHistory | None] | None = None) -> list[Verdict]:
+    def classify_many(
+        self, emails: list[Email], histories: list[SenderHistory | None] | None = None
+    ) -> list[Verdict]:
         """Verdicts for a batch: one vectorisation and one matrix product for all of them."""
         inputs = [model_inputs(e) for e in emails]
         probs = self.model.predict_proba([m for m, _ in inputs], [q for _, q in inputs])
@@ -125,18 +133,29 @@ class Detector:
         out = {}
         for j in intent_idx:
             order = np.argsort(-decision[:, j], kind="stable")[:EVIDENCE_PER_INTENT]
-            out[j] = [found[i] for i in order if decision[i, j] > decision[:, j].min() or len(found) == 1]
+            out[j] = [
+                found[i] for i in order if decision[i, j] > decision[:, j].min() or len(found) == 1
+            ]
         return out
 
     def _verdict(self, email: Email, probs: np.ndarray, history: SenderHistory | None) -> Verdict:
         flagged = [j for j in np.argsort(-probs, kind="stable") if probs[j] >= self.thresholds[j]]
-        artifacts = extract_artifacts(email.newest + "\n" + email.subject, key=self.key,
-                                      html_links=email.html_links)
+        # Artifacts only matter for risky emails (evidence, "supplied by the email", details that
+        # differ from file); most mail is not risky, so they are not extracted for it.
+        artifacts = (
+            Artifacts()
+            if not flagged
+            else extract_artifacts(
+                email.newest + "\n" + email.subject, key=self.key, html_links=email.html_links
+            )
+        )
         signals = evaluate_signals(email, artifacts, self.directory, history)
         needs = bool(flagged)
         evidence = self._evidence(email, flagged) if needs else {}
-        intents = [IntentScore(self.model.intents[j], float(probs[j]), evidence.get(j, []))
-                   for j in flagged]
+        intents = [
+            IntentScore(self.model.intents[j], float(probs[j]), evidence.get(j, []))
+            for j in flagged
+        ]
         top = float(probs.max()) if probs.size else 0.0
         if needs:
             keep = 1.0

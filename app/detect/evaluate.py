@@ -20,8 +20,9 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def evaluate_examples(detector: Detector, examples: list[Example],
-                      progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def evaluate_examples(
+    detector: Detector, examples: list[Example], progress: Callable[[int], object] | None = None
+) -> dict[str, Any]:
     """All figures for labelled examples the model never saw."""
     verdicts: list[Verdict] = []
     for start in range(0, len(examples), BATCH):
@@ -57,7 +58,9 @@ def evaluate_examples(detector: Detector, examples: list[Example],
         groups: dict[str, list[bool]] = defaultdict(list)
         for e, v in risky:
             groups[str(getattr(e, attr))].append(v.needs_verification)
-        return {k: {"n": len(x), "recall": _ratio(sum(x), len(x))} for k, x in sorted(groups.items())}
+        return {
+            k: {"n": len(x), "recall": _ratio(sum(x), len(x))} for k, x in sorted(groups.items())
+        }
 
     def fpr_by(attr: str) -> dict[str, Any]:
         groups: dict[str, list[bool]] = defaultdict(list)
@@ -70,11 +73,17 @@ def evaluate_examples(detector: Detector, examples: list[Example],
         if e.pair:
             pairs[e.pair].append(v)
     complete = {k: vs for k, vs in pairs.items() if len(vs) == 2}
-    flips = sorted(k for k, vs in complete.items()
-                   if vs[0].needs_verification != vs[1].needs_verification)
+    flips = sorted(
+        k for k, vs in complete.items() if vs[0].needs_verification != vs[1].needs_verification
+    )
     mistakes = [
-        {"id": e.id, "labels": list(e.labels), "predicted": [i.name for i in v.intents],
-         "scores": {k: round(s, 3) for k, s in v.scores.items() if s >= 0.05}, "note": e.note}
+        {
+            "id": e.id,
+            "labels": list(e.labels),
+            "predicted": [i.name for i in v.intents],
+            "scores": {k: round(s, 3) for k, s in v.scores.items() if s >= 0.05},
+            "note": e.note,
+        }
         for e, v in zip(examples, verdicts, strict=True)
         if bool(e.labels) != v.needs_verification
     ]
@@ -86,7 +95,9 @@ def evaluate_examples(detector: Detector, examples: list[Example],
         "recall": _ratio(len(caught), len(risky)),
         "false_positive_rate": _ratio(sum(v.needs_verification for _, v in benign), len(benign)),
         "hard_negative_fpr": _ratio(sum(v.needs_verification for _, v in hard), len(hard)),
-        "top_intent_accuracy": _ratio(sum(v.top_intent in e.labels for e, v in caught), len(caught)),
+        "top_intent_accuracy": _ratio(
+            sum(v.top_intent in e.labels for e, v in caught), len(caught)
+        ),
         "per_intent": per_intent,
         "confusion": {k: dict(c) for k, c in sorted(confusion.items())},
         "grammar_pairs": len(complete),
@@ -106,14 +117,17 @@ def iter_eml(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+            out.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            )
         elif path.is_file():
             out.append(path)
     return out
 
 
-def flag_rate(detector: Detector, paths: list[Path],
-              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def flag_rate(
+    detector: Detector, paths: list[Path], progress: Callable[[int], object] | None = None
+) -> dict[str, Any]:
     """How many of these emails (all treated as legitimate) would be flagged, and which."""
     flagged: list[dict[str, Any]] = []
     errors = 0
@@ -131,9 +145,19 @@ def flag_rate(detector: Detector, paths: list[Path],
         for name, verdict in zip(names, detector.classify_many(emails), strict=True):
             total += 1
             if verdict.needs_verification:
-                flagged.append({"file": name, "intents": [i.name for i in verdict.intents],
-                                "evidence": [s for i in verdict.intents for s in i.evidence][:2]})
+                flagged.append(
+                    {
+                        "file": name,
+                        "intents": [i.name for i in verdict.intents],
+                        "evidence": [s for i in verdict.intents for s in i.evidence][:2],
+                    }
+                )
         if progress:
             progress(len(chunk))
-    return {"emails": total, "unparseable": errors, "flagged": len(flagged),
-            "flag_rate": _ratio(len(flagged), total), "flagged_files": flagged}
+    return {
+        "emails": total,
+        "unparseable": errors,
+        "flagged": len(flagged),
+        "flag_rate": _ratio(len(flagged), total),
+        "flagged_files": flagged,
+    }

@@ -28,6 +28,32 @@ def model_inputs(email: Email) -> tuple[str, str]:
     return main, quoted
 
 
+# Request cues (on normalised text: lower case, no accents) in the corpus's languages.
+_ASK_CUE = re.compile(
+    r"\b(?:please|pls|plz|kindly|can (?:you|u)|could (?:you|u)|would you|will you|need (?:you|u)|"
+    r"i need|we need|want you|make sure|ensure|let me know|get back|reply|respond|send|sent|update|"
+    r"change|click|tap|sign in|log ?in|login|verify|confirm|validate|enter|provide|share|forward|"
+    r"buy|purchase|pick up|get me|pay|wire|transfer|process|approve|release|remit|scratch|"
+    r"email me|text me|call me|use (?:the|our|this)|going forward|from now on|immediately|asap|"
+    r"urgent|today|before|"
+    r"veuillez|merci de|pourr(?:iez|ais)|pouvez|peux|envoy|effectu|mettre a jour|modifi|cliqu|"
+    r"connect|confirm|pay|virement|achet|regler|"
+    r"bitte|konn(?:en|ten)|kannst|send|schick|uberweis|aktualisier|ander|klick|anmeld|bestatig|"
+    r"kauf|zahl|"
+    r"por favor|favor de|pued|podr|envi|mand|realiz|actualiz|cambi|haga clic|inicie|pag|"
+    r"transfer|compr|pode|atualiz|alter|clique|entre|transferir|"
+    r"graag|gelieve|kunt u|kun je|wilt u|stuur|overmak|wijzig|bijwerk|klik|inlogg|bevestig|"
+    r"kopen|betal)",
+)
+
+
+def ask_text(normalised: str) -> str:
+    """The sentences of an already normalised text that carry a request cue: the ask itself,
+    given its own features so that a long friendly context does not drown it."""
+    kept = [s for s in _SENTENCE.split(normalised) if _ASK_CUE.search(s)]
+    return " . ".join(kept) if kept else "zznoask"
+
+
 def sentences(text: str, limit: int = 80) -> list[str]:
     """Sentences (or lines) of a message body, long enough to be evidence."""
     out = []

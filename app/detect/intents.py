@@ -20,12 +20,12 @@ INTENTS: tuple[str, ...] = tuple(i.value for i in Intent)
 BANNERS: dict[str, str] = {
     "payment_change": "This email asks to change payment details. Do not act on it until verified "
     "by phone on the number on file.",
-    "credential_request": "This email asks for a password, a code or a sign-in through a link. Do not "
-    "enter or share credentials; contact IT on its known channel.",
-    "urgent_transfer": "This email asks for a payment or transfer outside the normal process. Do not "
-    "pay until the requester confirms by phone on the number on file.",
-    "gift_card": "This email asks you to buy gift cards or send card codes. Do not buy or send codes "
-    "until the requester confirms by phone on the number on file.",
+    "credential_request": "This email asks for a password, a code or a sign-in through a link. "
+    "Do not enter or share credentials; contact IT on its known channel.",
+    "urgent_transfer": "This email asks for a payment or transfer outside the normal process. "
+    "Do not pay until the requester confirms by phone on the number on file.",
+    "gift_card": "This email asks you to buy gift cards or send card codes. "
+    "Do not buy or send codes until the requester confirms by phone on the number on file.",
     "data_request": "This email asks for sensitive data. Do not send it until the data owner "
     "approves and the requester is verified on a known channel.",
 }

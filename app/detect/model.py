@@ -21,11 +21,13 @@ import skops
 import skops.io as sio
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from app.detect.features import ask_text
 from app.detect.intents import INTENTS
 
 ARTIFACT_NAME = "model.skops"
 MANIFEST_NAME = "manifest.json"
 QUOTED_WEIGHT = 0.5
+ASK_WEIGHT = 1.0
 # Only these types may come out of a model file, whatever the file says.
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 
@@ -38,14 +40,45 @@ def build_vectorizers() -> dict[str, TfidfVectorizer]:
     """Fresh, unfitted vectorizers: word 1-2 grams and char 3-5 grams of the main text, and
     words of the quoted history in their own columns."""
     return {
-        "word": TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=60_000,
-                                sublinear_tf=True, dtype=np.float32,
-                                token_pattern=r"(?u)\b\w[\w'\-]*\b"),
-        "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
-                                max_features=120_000, sublinear_tf=True, dtype=np.float32),
-        "quoted": TfidfVectorizer(ngram_range=(1, 1), min_df=3, max_features=20_000,
-                                  sublinear_tf=True, dtype=np.float32),
+        "word": TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=2,
+            max_features=60_000,
+            sublinear_tf=True,
+            dtype=np.float32,
+            token_pattern=r"(?u)\b\w[\w'\-]*\b",  # noqa: S106 - a regex, not a password
+        ),
+        "char": TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            min_df=3,
+            max_features=120_000,
+            sublinear_tf=True,
+            dtype=np.float32,
+        ),
+        "quoted": TfidfVectorizer(
+            ngram_range=(1, 1), min_df=3, max_features=20_000, sublinear_tf=True, dtype=np.float32
+        ),
+        "ask": TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=2,
+            max_features=40_000,
+            sublinear_tf=True,
+            dtype=np.float32,
+            token_pattern=r"(?u)\b\w[\w'\-]*\b",  # noqa: S106 - a regex, not a password
+        ),
     }
+
+
+CHAR_HEAD = 1_500
+CHAR_TAIL = 500
+
+
+def char_view(main: str) -> str:
+    # Character n-grams cost the most per character; the head and tail carry the ask.
+    if len(main) <= CHAR_HEAD + CHAR_TAIL:
+        return main
+    return main[:CHAR_HEAD] + " " + main[-CHAR_TAIL:]
 
 
 @dataclass(slots=True)
@@ -65,8 +98,9 @@ class IntentModel:
         """Feature matrix for a batch of (main, quoted) texts."""
         blocks = [
             self.vectorizers["word"].transform(mains),
-            self.vectorizers["char"].transform(mains),
+            self.vectorizers["char"].transform([char_view(m) for m in mains]),
             self.vectorizers["quoted"].transform(quoteds) * QUOTED_WEIGHT,
+            self.vectorizers["ask"].transform([ask_text(m) for m in mains]) * ASK_WEIGHT,
         ]
         return sp.hstack(blocks, format="csr")
 
@@ -95,8 +129,10 @@ class IntentModel:
         for name, vec in self.vectorizers.items():
             terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
             joined = "\x00".join(terms).encode("utf-8")
-            vocab[name] = {"terms": np.frombuffer(joined, dtype=np.uint8).copy(),
-                           "idf": np.asarray(vec.idf_, dtype=np.float32)}
+            vocab[name] = {
+                "terms": np.frombuffer(joined, dtype=np.uint8).copy(),
+                "idf": np.asarray(vec.idf_, dtype=np.float32),
+            }
         return {
             "feature_spec": feature_spec(),
             "vocab": vocab,
@@ -110,9 +146,11 @@ class IntentModel:
     def parameter_hash(self) -> str:
         """Hash of the fitted parameters: equal for two trainings that learned the same model."""
         digest = hashlib.sha256()
-        for name in ("word", "char", "quoted"):
+        for name in sorted(self.vectorizers):
             vec = self.vectorizers[name]
-            digest.update(json.dumps(sorted((k, int(v)) for k, v in vec.vocabulary_.items())).encode())
+            digest.update(
+                json.dumps(sorted((k, int(v)) for k, v in vec.vocabulary_.items())).encode()
+            )
             digest.update(np.ascontiguousarray(vec.idf_, dtype=np.float32).tobytes())
         for arr in (self.coef, self.intercept, self.platt, self.thresholds):
             digest.update(np.ascontiguousarray(np.round(arr.astype(np.float64), 10)).tobytes())
@@ -120,20 +158,35 @@ class IntentModel:
 
 
 def feature_spec() -> str:
-    """A description of the feature settings; a model file only fits the settings it was built with."""
+    """The feature settings; a model file only fits the settings it was built with."""
     parts = []
     for name, vec in sorted(build_vectorizers().items()):
         params = vec.get_params()
-        keys = ("analyzer", "ngram_range", "min_df", "max_features", "sublinear_tf", "token_pattern",
-                "lowercase", "norm", "use_idf", "smooth_idf")
+        keys = (
+            "analyzer",
+            "ngram_range",
+            "min_df",
+            "max_features",
+            "sublinear_tf",
+            "token_pattern",
+            "lowercase",
+            "norm",
+            "use_idf",
+            "smooth_idf",
+        )
         parts.append(f"{name}:" + ",".join(f"{k}={params[k]!r}" for k in keys))
-    return f"quoted_weight={QUOTED_WEIGHT};" + ";".join(parts)
+    head = (
+        f"quoted_weight={QUOTED_WEIGHT};ask_weight={ASK_WEIGHT};char_view={CHAR_HEAD}+{CHAR_TAIL};"
+    )
+    return head + ";".join(parts)
 
 
 def _restore_vectorizers(vocab: dict[str, Any]) -> dict[str, TfidfVectorizer]:
     vectorizers = build_vectorizers()
     for name, vec in vectorizers.items():
-        terms = np.asarray(vocab[name]["terms"], dtype=np.uint8).tobytes().decode("utf-8").split("\x00")
+        terms = (
+            np.asarray(vocab[name]["terms"], dtype=np.uint8).tobytes().decode("utf-8").split("\x00")
+        )
         vec.vocabulary_ = {t: i for i, t in enumerate(terms)}
         vec.idf_ = np.asarray(vocab[name]["idf"], dtype=np.float64)
     return vectorizers
@@ -158,7 +211,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(model: IntentModel, directory: Path, manifest_extra: dict[str, Any]) -> dict[str, Any]:
+def save_model(
+    model: IntentModel, directory: Path, manifest_extra: dict[str, Any]
+) -> dict[str, Any]:
     """Write the artifact and its manifest; returns the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     artifact = directory / ARTIFACT_NAME
@@ -170,7 +225,9 @@ def save_model(model: IntentModel, directory: Path, manifest_extra: dict[str, An
         "parameter_hash": model.parameter_hash(),
         "versions": versions(),
         "intents": list(model.intents),
-        "thresholds": {k: round(float(t), 6) for k, t in zip(model.intents, model.thresholds, strict=True)},
+        "thresholds": {
+            k: round(float(t), 6) for k, t in zip(model.intents, model.thresholds, strict=True)
+        },
         **manifest_extra,
     }
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -190,7 +247,9 @@ def load_model(directory: Path) -> IntentModel:
     name = str(manifest.get("artifact", ""))
     artifact = directory / name
     if not name or "/" in name or "\\" in name or not artifact.is_file():
-        raise ModelIntegrityError("integrity check failed: the manifest names no artifact file here")
+        raise ModelIntegrityError(
+            "integrity check failed: the manifest names no artifact file here"
+        )
     actual = sha256_file(artifact)
     if actual != manifest.get("sha256"):
         raise ModelIntegrityError(
@@ -226,5 +285,7 @@ def load_model(directory: Path) -> IntentModel:
         manifest=manifest,
     )
     if model.intents != INTENTS:
-        raise ModelIntegrityError(f"integrity check failed: model intents {model.intents} != {INTENTS}")
+        raise ModelIntegrityError(
+            f"integrity check failed: model intents {model.intents} != {INTENTS}"
+        )
     return model

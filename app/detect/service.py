@@ -1,4 +1,4 @@
-"""Use cases of the detection library shared by the CLI and the API: train, load, classify inputs."""
+"""Detection use cases shared by the CLI and the API: train, load, classify inputs."""
 
 from __future__ import annotations
 
@@ -28,18 +28,29 @@ def fingerprint_key() -> bytes:
     return value.encode() if value else DEV_FINGERPRINT_KEY
 
 
-def build_detector(model_dir: Path | None = None, directory_file: Path | None = None,
-                   thresholds: dict[str, float] | None = None) -> Detector:
+def build_detector(
+    model_dir: Path | None = None,
+    directory_file: Path | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> Detector:
     """Load the model (checked against its manifest) and the directory once."""
     key = fingerprint_key()
     directory = load_directory(directory_file, key=key) if directory_file else Directory()
-    return Detector.from_dir(model_dir or SHIPPED_MODEL_DIR, directory=directory,
-                             fingerprint_key=key, thresholds=thresholds)
+    return Detector.from_dir(
+        model_dir or SHIPPED_MODEL_DIR,
+        directory=directory,
+        fingerprint_key=key,
+        thresholds=thresholds,
+    )
 
 
-def train_and_save(out: Path, *, budget: float = DEFAULT_FPR_BUDGET,
-                   corpus_dir: Path = CORPUS_DIR,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train_and_save(
+    out: Path,
+    *,
+    budget: float = DEFAULT_FPR_BUDGET,
+    corpus_dir: Path = CORPUS_DIR,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Train on the corpus's training split, measure on its validation split, save with manifest."""
     say = progress or (lambda _m: None)
     say("loading corpus")
@@ -52,13 +63,16 @@ def train_and_save(out: Path, *, budget: float = DEFAULT_FPR_BUDGET,
     say("evaluating on the validation split")
     figures = evaluate_examples(Detector(model), validation)
     figures.pop("mistakes", None)
-    manifest = save_model(model, out, {
-        "corpus_sha256": corpus_hash(corpus_dir),
-        "corpus": summarize(examples),
-        "alert_budget_fpr": budget,
-        "validation": figures,
-    })
-    return manifest
+    return save_model(
+        model,
+        out,
+        {
+            "corpus_sha256": corpus_hash(corpus_dir),
+            "corpus": summarize(examples),
+            "alert_budget_fpr": budget,
+            "validation": figures,
+        },
+    )
 
 
 @dataclass(slots=True)
@@ -77,7 +91,9 @@ def parse_item(item: InputItem) -> Email:
     try:
         data = json.loads(item.payload)
     except json.JSONDecodeError as exc:
-        raise AppError(f"invalid JSON: {exc.msg} at column {exc.colno}", code="invalid_json") from None
+        raise AppError(
+            f"invalid JSON: {exc.msg} at column {exc.colno}", code="invalid_json"
+        ) from None
     if not isinstance(data, dict):
         raise AppError("an Email JSON line must be an object", code="invalid_input")
     return email_from_json(data)
@@ -93,11 +109,19 @@ def classify_items(detector: Detector, items: list[InputItem]) -> list[dict[str,
             emails.append(parse_item(item))
             where.append(i)
         except AppError as exc:
-            out[i] = {"message_id": None, "source": item.source, "error": exc.code,
-                      "detail": exc.detail}
+            out[i] = {
+                "message_id": None,
+                "source": item.source,
+                "error": exc.code,
+                "detail": exc.detail,
+            }
         except (OSError, ValueError, UnicodeError) as exc:
-            out[i] = {"message_id": None, "source": item.source, "error": "unreadable",
-                      "detail": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            out[i] = {
+                "message_id": None,
+                "source": item.source,
+                "error": "unreadable",
+                "detail": f"{type(exc).__name__}: {str(exc)[:200]}",
+            }
     for i, verdict in zip(where, detector.classify_many(emails), strict=True):
         line = verdict.to_json()
         line["source"] = items[i].source

@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from app.detect.corpus import Example
-from app.detect.features import model_inputs
+from app.detect.features import ask_text, model_inputs
 from app.detect.intents import INTENTS
-from app.detect.model import IntentModel, build_vectorizers
+from app.detect.model import IntentModel, char_view, build_vectorizers
 
 DEFAULT_FPR_BUDGET = 0.005
 C_VALUE = 8.0
@@ -73,7 +73,7 @@ def _inputs(examples: list[Example], augment: bool) -> tuple[list[str], list[str
         origin.append(i)
         if augment:
             seed = int(hashlib.sha256(ex.id.encode()).hexdigest()[:16], 16)
-            rng = random.Random(seed)
+            rng = random.Random(seed)  # noqa: S311 - reproducible augmentation, not security
             mains.append(_noisy(main, rng))
             quoteds.append(quoted)
             origin.append(i)
@@ -83,8 +83,9 @@ def _inputs(examples: list[Example], augment: bool) -> tuple[list[str], list[str
 def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
     vectorizers = build_vectorizers()
     vectorizers["word"].fit(mains)
-    vectorizers["char"].fit(mains)
+    vectorizers["char"].fit([char_view(m) for m in mains])
     vectorizers["quoted"].fit([q or "zzempty" for q in quoteds])
+    vectorizers["ask"].fit([ask_text(m) for m in mains])
     k = len(INTENTS)
     model = IntentModel(
         vectorizers=vectorizers,
@@ -96,8 +97,9 @@ def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
     features = model.features(mains, quoteds)
     coefs, intercepts = [], []
     for j in range(k):
-        clf = LogisticRegression(C=C_VALUE, class_weight="balanced", solver="liblinear",
-                                 max_iter=2_000, random_state=0)
+        clf = LogisticRegression(
+            C=C_VALUE, class_weight="balanced", solver="liblinear", max_iter=2_000, random_state=0
+        )
         clf.fit(features, y[:, j])
         coefs.append(clf.coef_[0].astype(np.float32))
         intercepts.append(float(clf.intercept_[0]))
@@ -118,8 +120,9 @@ def _platt(decision: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(params)
 
 
-def choose_thresholds(scores: np.ndarray, y: np.ndarray, benign: np.ndarray, budget: float
-                      ) -> np.ndarray:
+def choose_thresholds(
+    scores: np.ndarray, y: np.ndarray, benign: np.ndarray, budget: float
+) -> np.ndarray:
     """Per-intent thresholds that catch the most risky emails while the benign emails flagged by
     any intent stay within `budget` (a false-positive rate).
 
@@ -172,8 +175,9 @@ class TrainResult:
     budget: float
 
 
-def train_model(train: list[Example], *, budget: float = DEFAULT_FPR_BUDGET,
-                progress: Progress | None = None) -> TrainResult:
+def train_model(
+    train: list[Example], *, budget: float = DEFAULT_FPR_BUDGET, progress: Progress | None = None
+) -> TrainResult:
     """Fit on the training split; calibrate and set thresholds on out-of-fold predictions."""
     say = progress or (lambda _msg: None)
     y = _labels(train)

@@ -78,8 +78,10 @@ def fingerprint(value: str, key: bytes) -> str:
 
 
 _IBAN_RE = re.compile(r"\b([A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){10,30})\b")
-_SWIFT_RE = re.compile(r"\b(?:swift|bic)\b[^A-Z0-9]{0,20}([A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b",
-                       re.IGNORECASE)
+_SWIFT_RE = re.compile(
+    r"\b(?:swift|bic)\b[^A-Z0-9]{0,20}([A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b",
+    re.IGNORECASE,
+)
 _ROUTING_RE = re.compile(r"\b(?:routing|aba|rtn|transit)\b[^0-9]{0,25}(\d{9})\b", re.IGNORECASE)
 _SORT_RE = re.compile(r"\bsort\s*code\b[^0-9]{0,15}(\d{2}[- ]?\d{2}[- ]?\d{2})\b", re.IGNORECASE)
 _BSB_RE = re.compile(r"\bBSB\b[^0-9]{0,15}(\d{3}[- ]?\d{3})\b", re.IGNORECASE)
@@ -91,16 +93,29 @@ _ACCOUNT_RE = re.compile(
 _URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]{2,2000}", re.IGNORECASE)
 _MONEY_RE = re.compile(
     r"(?P<pre>US\$|CA\$|A\$|AU\$|NZ\$|S\$|R\$|[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD|CHF|INR|SGD|ZAR|"
-    r"JPY|BRL|MXN|NZD|BTC|USDT|ETH)\b)\s?(?P<a>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
+    r"JPY|BRL|MXN|NZD|BTC|USDT|ETH)\b)\s?"
+    r"(?P<a>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
     r"(?:\s?(?P<mult>k|m|million|thousand)\b)?"
     r"|(?P<b>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)\s?"
     r"(?P<post>€|£|\b(?:USD|EUR|GBP|CAD|AUD|CHF|INR|SGD|ZAR|BRL|BTC|USDT|ETH|dollars|euros|pounds)\b)",
     re.IGNORECASE,
 )
 _SYMBOLS = {
-    "$": "USD", "us$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "ca$": "CAD",
-    "a$": "AUD", "au$": "AUD", "nz$": "NZD", "s$": "SGD", "r$": "BRL", "dollars": "USD",
-    "euros": "EUR", "pounds": "GBP",
+    "$": "USD",
+    "us$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "ca$": "CAD",
+    "a$": "AUD",
+    "au$": "AUD",
+    "nz$": "NZD",
+    "s$": "SGD",
+    "r$": "BRL",
+    "dollars": "USD",
+    "euros": "EUR",
+    "pounds": "GBP",
 }
 _MULT = {"k": 1_000, "thousand": 1_000, "m": 1_000_000, "million": 1_000_000}
 
@@ -111,6 +126,7 @@ def _tld() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+@functools.lru_cache(maxsize=16384)
 def registered_domain(host_or_url: str) -> str:
     """The registrable domain (example.co.uk) of a host or URL; the host itself for IPs."""
     host = host_or_url.strip().lower()
@@ -141,8 +157,37 @@ def _parse_amount(raw: str) -> Decimal | None:
         return None
 
 
-def extract_artifacts(text: str, *, key: bytes, html_links: list[tuple[str, str]] | None = None,
-                      default_region: str = "US") -> Artifacts:
+def _valid_iban(candidate: str) -> IBAN | None:
+    """The longest valid IBAN at the start of `candidate`, ending on a group boundary.
+
+    The pattern also takes in a following upper-case word ("... 7654 32 ASAP", "... BIC NWBKGB2L"),
+    so shorter group prefixes are tried too.
+    """
+    groups = re.split(r"[ \-]", candidate)
+    for end in range(len(groups), 0, -1):
+        compact = "".join(groups[:end])
+        if len(compact) < 15:
+            break
+        try:
+            return IBAN(compact)
+        except SchwiftyException:
+            continue
+    return None
+
+
+def _drop_trailing_words(groups: list[str]) -> list[str]:
+    while len(groups) > 1 and not any(c.isdigit() for c in groups[-1]):
+        groups = groups[:-1]
+    return groups
+
+
+def extract_artifacts(
+    text: str,
+    *,
+    key: bytes,
+    html_links: list[tuple[str, str]] | None = None,
+    default_region: str = "US",
+) -> Artifacts:
     """Find bank details, phone numbers, links and amounts in `text` (bounded work)."""
     text = text[:MAX_SCAN_CHARS]
     found = Artifacts()
@@ -153,15 +198,17 @@ def extract_artifacts(text: str, *, key: bytes, html_links: list[tuple[str, str]
         if canon in seen or len(found.accounts) >= MAX_ITEMS:
             return
         seen.add(canon)
-        found.accounts.append(BankAccount(kind, canon[-4:], fingerprint(canon, key), valid, country))
+        found.accounts.append(
+            BankAccount(kind, canon[-4:], fingerprint(canon, key), valid, country)
+        )
 
     for match in _IBAN_RE.finditer(text):
-        candidate = match.group(1)
-        try:
-            iban = IBAN(candidate)
-        except SchwiftyException:
-            compact = re.sub(r"[ \-]", "", candidate)
-            if 15 <= len(compact) <= 34 and compact[:2].isalpha() and any(c.isdigit() for c in compact[4:]):
+        iban = _valid_iban(match.group(1))
+        if iban is None:
+            # No checksum fits: keep the digits as an invalid IBAN, without trailing words.
+            compact = "".join(_drop_trailing_words(re.split(r"[ \-]", match.group(1))))
+            has_digits = any(c.isdigit() for c in compact[4:])
+            if 15 <= len(compact) <= 34 and compact[:2].isalpha() and has_digits:
                 add_account("iban", compact, False, compact[:2])
             continue
         add_account("iban", iban.compact, True, iban.country_code)
@@ -182,17 +229,21 @@ def extract_artifacts(text: str, *, key: bytes, html_links: list[tuple[str, str]
         add_account("account", match.group(1), None)
 
     try:
-        for pm in phonenumbers.PhoneNumberMatcher(text, default_region, leniency=phonenumbers.Leniency.VALID,
-                                                  max_tries=200):
+        matcher = phonenumbers.PhoneNumberMatcher(
+            text, default_region, leniency=phonenumbers.Leniency.VALID, max_tries=200
+        )
+        for pm in matcher:
             formatted = phonenumbers.format_number(pm.number, phonenumbers.PhoneNumberFormat.E164)
             if formatted not in found.phones:
                 found.phones.append(formatted)
             if len(found.phones) >= MAX_ITEMS:
                 break
-    except Exception:  # noqa: BLE001, S110 - phonenumbers on hostile text must never stop the parse
+    except Exception:  # noqa: S110 - phonenumbers on hostile text must never stop the parse
         pass
 
-    urls: list[tuple[str, str]] = [(m.group(0).rstrip(".,;:!?"), "") for m in _URL_RE.finditer(text)]
+    urls: list[tuple[str, str]] = [
+        (m.group(0).rstrip(".,;:!?"), "") for m in _URL_RE.finditer(text)
+    ]
     urls += [(href, label) for label, href in (html_links or [])]
     for url, label in urls:
         if len(found.links) >= MAX_ITEMS:

@@ -11,8 +11,26 @@ MAX_HTML_CHARS = 2_000_000
 MAX_LINKS = 200
 
 _BLOCK_TAGS = (
-    "p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
-    "table", "blockquote", "section", "article", "header", "footer", "hr", "ul", "ol",
+    "p",
+    "div",
+    "br",
+    "tr",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "blockquote",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "hr",
+    "ul",
+    "ol",
 )
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])|"

@@ -48,7 +48,8 @@ _KEPT_HEADERS = (
     "x-original-to",
 )
 _AUTH_RE = {
-    mech: re.compile(rf"\b{mech}\s*=\s*([a-z]+)", re.IGNORECASE) for mech in ("spf", "dkim", "dmarc")
+    mech: re.compile(rf"\b{mech}\s*=\s*([a-z]+)", re.IGNORECASE)
+    for mech in ("spf", "dkim", "dmarc")
 }
 _ANGLE_ADDR = re.compile(r"<(?P<addr>[^<>@\s]+@[^<>\s]+)>\s*$")
 _BARE_ADDR = re.compile(r"(?P<addr>[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+)")
@@ -232,7 +233,10 @@ def decode_header_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
-        raw = str(value)
+        # compat32 wraps raw 8-bit header bytes in a Header; str() would turn them into U+FFFD.
+        raw = _header_text(value)
+        if not raw.isascii():
+            return _clean(re.sub(r"\s+", " ", raw[: MAX_HEADER_VALUE * 2]))
     else:
         raw = str(value)
     raw = raw[: MAX_HEADER_VALUE * 2]
@@ -247,7 +251,18 @@ def decode_header_value(value: object) -> str:
         else:
             out.append(chunk)
     # decode_header drops the whitespace between an encoded word and plain text.
-    return _clean(re.sub(r"\s+", " ", "".join(out) if len(out) > 1 else "".join(out)))
+    return _clean(re.sub(r"\s+", " ", "".join(out)))
+
+
+def _header_text(value: email.header.Header) -> str:
+    """A compat32 Header of raw 8-bit bytes as text: UTF-8 when it is, else Windows-1252."""
+    try:
+        chunks = email.header.decode_header(value)
+    except (ValueError, LookupError, UnicodeError):
+        return str(value)
+    return "".join(
+        _decode_bytes(chunk, None) if isinstance(chunk, bytes) else chunk for chunk, _ in chunks
+    )
 
 
 def _decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
@@ -301,7 +316,7 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
     # compat32 is about eight times faster than policy.default; headers are decoded here instead.
     try:
         msg = email.message_from_bytes(raw, policy=email_policy.compat32)
-    except Exception as exc:  # noqa: BLE001 - the stdlib parser may raise anything on hostile input
+    except Exception as exc:  # the stdlib parser may raise anything on hostile input
         raise InvalidInput(f"unparseable MIME message: {type(exc).__name__}") from None
     defects = [type(d).__name__ for d in (msg.defects or [])][:20]
 
@@ -329,10 +344,13 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
         if part.is_multipart():
             continue
         ctype = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").lower()
-        filename = decode_header_value(part.get_filename()) if part.get_param("name") or (
-            "filename" in disposition
-        ) else ""
+        # str(): a header holding raw 8-bit bytes comes back as a Header object, not a str.
+        disposition = str(part.get("Content-Disposition") or "").lower()
+        filename = (
+            decode_header_value(part.get_filename())
+            if part.get_param("name") or ("filename" in disposition)
+            else ""
+        )
         is_attachment = "attachment" in disposition or bool(filename)
         if is_attachment or not ctype.startswith("text/"):
             if len(attachments) < MAX_ATTACHMENTS and (filename or ctype != "text/plain"):
@@ -351,7 +369,7 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
     message_id = header("Message-ID")[:998] or derive_message_id(raw)
     return _assemble(
         message_id=message_id,
-        sender=sender if sender and sender.address else sender,
+        sender=sender,
         reply_to=parse_address(header("Reply-To")),
         to=parse_address_list(header_all("To")),
         cc=parse_address_list(header_all("Cc")),

@@ -82,7 +82,9 @@ def split_quoted(body: str) -> SplitBody:
     newest = "\n".join(kept).strip()
     quoted = "\n".join(inline_quotes + tail).strip()
     if len(newest) < 3 and quoted:
-        return SplitBody(newest=_unquote(quoted), quoted="", forwarded=forwarded)
+        # Keep a stray "ok" or "fyi" above the forward rather than dropping it.
+        unquoted = _unquote(quoted)
+        return SplitBody(newest=f"{newest}\n{unquoted}".strip(), quoted="", forwarded=forwarded)
     return SplitBody(newest=newest, quoted=quoted, forwarded=forwarded)
 
 

@@ -1,0 +1,127 @@
+"""Shared fixtures: the shipped model, a detector over it, and builders of test emails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.detect.engine import SHIPPED_MODEL_DIR, Detector
+from app.detect.model import MANIFEST_NAME
+from app.mail.parse import email_from_json
+from app.mail.schemas import Email
+
+BANK_CHANGE_ASK = (
+    "Please update our bank details, our new IBAN is GB33 BUKB 2020 1555 5555 55 and all "
+    "future invoices must be paid to this account."
+)
+BANK_CHANGE_TEXT = (
+    "Hello,\n\n"
+    "We have moved our business account to a new bank. "
+    f"{BANK_CHANGE_ASK} "
+    "The old account will close at the end of the month.\n\n"
+    "Thanks,\nMark Ellis\nAccounts, Acme Supplies"
+)
+LUNCH_TEXT = (
+    "Hi Tom,\n\n"
+    "Are you free for lunch on Thursday? I was thinking the Italian place on the corner "
+    "at 12:30. Let me know if another day suits you better.\n\n"
+    "Cheers,\nAnna"
+)
+
+
+def _bank_change_json(**overrides: Any) -> dict[str, Any]:
+    """Email JSON of a plainly written request to change a vendor's bank details."""
+    data: dict[str, Any] = {
+        "message_id": "<bank-change@acme-supplies.com>",
+        "from": "Mark Ellis <mark.ellis@acme-supplies.com>",
+        "to": ["ap@northgate.com"],
+        "subject": "New bank details for your payments",
+        "text": BANK_CHANGE_TEXT,
+    }
+    data.update(overrides)
+    return data
+
+
+def _lunch_json(**overrides: Any) -> dict[str, Any]:
+    """Email JSON of an everyday lunch invitation."""
+    data: dict[str, Any] = {
+        "message_id": "<lunch@northgate.com>",
+        "from": "Anna Berg <anna.berg@northgate.com>",
+        "to": ["tom.hale@northgate.com"],
+        "subject": "Lunch on Thursday?",
+        "text": LUNCH_TEXT,
+    }
+    data.update(overrides)
+    return data
+
+
+def _eml_bytes(*, sender: str, subject: str, text: str, message_id: str) -> bytes:
+    """A small raw RFC 5322 message."""
+    return (
+        f"From: {sender}\r\n"
+        "To: ap@northgate.com\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: {message_id}\r\n"
+        "Date: Mon, 02 Feb 2026 09:30:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n" + text.replace("\n", "\r\n") + "\r\n"
+    ).encode()
+
+
+@pytest.fixture(scope="session")
+def shipped_manifest() -> dict[str, Any]:
+    """The manifest of the model shipped with the package (it must have been trained)."""
+    path = SHIPPED_MODEL_DIR / MANIFEST_NAME
+    if not path.is_file():
+        pytest.fail(f"no shipped model at {SHIPPED_MODEL_DIR}: run `countersign train` first")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def detector(shipped_manifest: dict[str, Any]) -> Detector:
+    """A detector over the shipped model with an empty directory."""
+    return Detector.from_dir()
+
+
+@pytest.fixture
+def make_email() -> Callable[[dict[str, Any]], Email]:
+    """Normalise Email JSON into an Email."""
+    return email_from_json
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path, shipped_manifest: dict[str, Any]) -> Path:
+    """A private copy of the shipped model directory, free to tamper with."""
+    target = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL_DIR, target)
+    return target
+
+
+@pytest.fixture
+def bank_change_json() -> Callable[..., dict[str, Any]]:
+    """Builder of a plainly written bank-change request (keyword overrides replace fields)."""
+    return _bank_change_json
+
+
+@pytest.fixture
+def lunch_json() -> Callable[..., dict[str, Any]]:
+    """Builder of a benign lunch invitation (keyword overrides replace fields)."""
+    return _lunch_json
+
+
+@pytest.fixture
+def eml_bytes() -> Callable[..., bytes]:
+    """Builder of a raw RFC 5322 message."""
+    return _eml_bytes
+
+
+@pytest.fixture
+def bank_change_ask() -> str:
+    """The sentence of the bank-change email that makes the request."""
+    return BANK_CHANGE_ASK
