@@ -92,9 +92,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
             out.flush()
             bar.update(len(chunk))
     else:
-        del detector  # each worker loads its own copy; the check above already vetted the model
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(model_dir, directory)) as pool:
+        global _worker_detector
+        if sys.platform.startswith("linux"):
+            # Forked workers share the already loaded (and vetted) model copy-on-write.
+            _worker_detector = detector
+            ctx = multiprocessing.get_context("fork")
+            init: Any = None
+            initargs: tuple[Any, ...] = ()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            init, initargs = _init_worker, (model_dir, directory)
+        with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
             for lines in pool.imap(_work, chunks, chunksize=1):
                 out.write("\n".join(lines) + "\n")
                 bar.update(len(lines))

@@ -15,6 +15,7 @@ from app.detect.model import IntentModel, load_model
 from app.detect.normalize import normalize
 from app.detect.signals import HIGH_SEVERITY, SenderHistory, Signal, evaluate_signals
 from app.mail.artifacts import Artifacts, extract_artifacts
+from app.mail.html import html_links_of
 from app.mail.schemas import Email
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "model"
@@ -146,7 +147,7 @@ class Detector:
             Artifacts()
             if not flagged
             else extract_artifacts(
-                email.newest + "\n" + email.subject, key=self.key, html_links=email.html_links
+                email.newest + "\n" + email.subject, key=self.key, html_links=html_links_of(email)
             )
         )
         signals = evaluate_signals(email, artifacts, self.directory, history)

@@ -129,6 +129,8 @@ def _deleet(match: re.Match[str]) -> str:
 
 def fold_chars(text: str) -> str:
     """Unicode-level folding: NFKC, zero-width removal, confusables, accents, case."""
+    if text.isascii():
+        return text.casefold()
     text = unicodedata.normalize("NFKC", text)
     text = _ZERO_WIDTH.sub("", text)
     # Case-fold first: the confusables table is lower-case, and "УОUR" must fold like "уоur".

@@ -15,13 +15,12 @@ from sklearn.model_selection import GroupKFold
 from app.detect.corpus import Example
 from app.detect.features import ask_text, model_inputs
 from app.detect.intents import INTENTS
-from app.detect.model import IntentModel, char_view, build_vectorizers
+from app.detect.model import IntentModel, build_vectorizers, char_view
 
 DEFAULT_FPR_BUDGET = 0.005
 C_VALUE = 8.0
 FOLDS = 5
 THRESHOLD_FLOOR = 0.15
-THRESHOLD_CEILING = 0.95
 
 Progress = Callable[[str], None]
 
@@ -162,7 +161,8 @@ def choose_thresholds(
     for j in range(k):
         below = scores[benign & (scores[:, j] < thresholds[j]), j]
         low = float(below.max()) if below.size else THRESHOLD_FLOOR
-        thresholds[j] = max(THRESHOLD_FLOOR, min(THRESHOLD_CEILING, (thresholds[j] + low) / 2))
+        # Never below a benign score the budget excluded; an intent that caught nothing stays at 1.
+        thresholds[j] = max(THRESHOLD_FLOOR, (thresholds[j] + low) / 2)
     return thresholds
 
 

@@ -7,6 +7,8 @@ import re
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from app.mail.schemas import Email
+
 MAX_HTML_CHARS = 2_000_000
 MAX_LINKS = 200
 
@@ -80,3 +82,11 @@ def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     out = "\n".join(lines).strip()
     return _BLANKS.sub("\n\n", out), links
+
+
+def html_links_of(email: Email) -> list[tuple[str, str]]:
+    """The links of an email's HTML, reading the HTML alternative on first use."""
+    if not email.html_links and email.html_source:
+        email.html_links = html_to_text(email.html_source)[1]
+        email.html_source = None
+    return email.html_links

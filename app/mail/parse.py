@@ -153,10 +153,14 @@ def _assemble(
     links: list[tuple[str, str]] = []
     html_only = False
     body = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    html_source = None
     if html:
-        html_text, links = html_to_text(html)
-        if not body.strip():
-            body = html_text
+        if body.strip():
+            # A plain part exists: the HTML is read later, and only for its links, only if the
+            # email turns out risky (see `html_links_of`).
+            html_source = html[:MAX_BODY_CHARS]
+        else:
+            body, links = html_to_text(html)
             html_only = True
     body = _CONTROL.sub("", body)[:MAX_BODY_CHARS]
     split = split_quoted(body)
@@ -174,6 +178,7 @@ def _assemble(
         quoted=split.quoted,
         html_only=html_only,
         html_links=links,
+        html_source=html_source,
         attachments=attachments,
         auth=parse_auth_results(headers.get("authentication-results")),
         direction=direction,

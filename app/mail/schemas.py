@@ -108,6 +108,8 @@ class Email:
     html_only: bool = False
     html_links: list[tuple[str, str]] = field(default_factory=list)
     """(link text, href) pairs from the HTML part."""
+    html_source: str | None = None
+    """The HTML alternative of a mail that also has a plain part (never rendered)."""
     attachments: list[Attachment] = field(default_factory=list)
     auth: AuthResults = field(default_factory=AuthResults)
     direction: str = "inbound"
