@@ -62,21 +62,39 @@ def _labels(examples: list[Example]) -> np.ndarray:
     return y
 
 
-def _inputs(examples: list[Example], augment: bool) -> tuple[list[str], list[str], list[int]]:
-    """Model inputs, with a noisy copy of each example when augmenting; returns origin indices."""
-    mains, quoteds, origin = [], [], []
-    for i, ex in enumerate(examples):
-        main, quoted = model_inputs(ex.email)
-        mains.append(main)
-        quoteds.append(quoted)
-        origin.append(i)
-        if augment:
+@dataclass(slots=True)
+class _Prepared:
+    """Model inputs of every training example, and its noisy copy, computed once per training."""
+
+    mains: list[str]
+    noisy: list[str]
+    quoteds: list[str]
+
+    @classmethod
+    def of(cls, examples: list[Example]) -> _Prepared:
+        mains, noisy, quoteds = [], [], []
+        for ex in examples:
+            main, quoted = model_inputs(ex.email)
             seed = int(hashlib.sha256(ex.id.encode()).hexdigest()[:16], 16)
             rng = random.Random(seed)  # noqa: S311 - reproducible augmentation, not security
-            mains.append(_noisy(main, rng))
+            mains.append(main)
+            noisy.append(_noisy(main, rng))
             quoteds.append(quoted)
-            origin.append(i)
-    return mains, quoteds, origin
+        return cls(mains, noisy, quoteds)
+
+    def select(self, idx: np.ndarray, augment: bool) -> tuple[list[str], list[str], list[int]]:
+        """Inputs of the examples at `idx` (each followed by its noisy copy when augmenting),
+        with the index of the example each row came from."""
+        mains, quoteds, origin = [], [], []
+        for i in idx:
+            mains.append(self.mains[i])
+            quoteds.append(self.quoteds[i])
+            origin.append(int(i))
+            if augment:
+                mains.append(self.noisy[i])
+                quoteds.append(self.quoteds[i])
+                origin.append(int(i))
+        return mains, quoteds, origin
 
 
 def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
@@ -184,17 +202,16 @@ def train_model(
     groups = np.array([ex.group or ex.id for ex in train])
     benign = np.array([not ex.labels for ex in train])
     oof = np.zeros((len(train), len(INTENTS)))
+    prepared = _Prepared.of(train)
     folds = GroupKFold(n_splits=FOLDS)
     for fold, (fit_idx, held_idx) in enumerate(folds.split(np.zeros(len(train)), y[:, 0], groups)):
         say(f"fold {fold + 1}/{FOLDS}")
-        part = [train[i] for i in fit_idx]
-        mains, quoteds, origin = _inputs(part, augment=True)
-        model = _fit(mains, quoteds, y[fit_idx][origin])
-        held = [train[i] for i in held_idx]
-        h_mains, h_quoteds, _ = _inputs(held, augment=False)
+        mains, quoteds, origin = prepared.select(fit_idx, augment=True)
+        model = _fit(mains, quoteds, y[origin])
+        h_mains, h_quoteds, _ = prepared.select(held_idx, augment=False)
         oof[held_idx] = model.decision(model.features(h_mains, h_quoteds))
     say("final fit")
-    mains, quoteds, origin = _inputs(train, augment=True)
+    mains, quoteds, origin = prepared.select(np.arange(len(train)), augment=True)
     model = _fit(mains, quoteds, y[origin])
     model.platt = _platt(oof, y)
     calibrated = model.calibrate(oof)
