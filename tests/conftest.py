@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.db import build_engine, embedded_database_url, make_sessionmaker, normalise_url
+from app.core.migrate import upgrade
 from app.detect.engine import SHIPPED_MODEL_DIR, Detector
 from app.detect.model import MANIFEST_NAME
 from app.mail.parse import email_from_json
 from app.mail.schemas import Email
+from app.models import Base
 
 BANK_CHANGE_ASK = (
     "Please update our bank details, our new IBAN is GB33 BUKB 2020 1555 5555 55 and all "
@@ -125,3 +133,63 @@ def eml_bytes() -> Callable[..., bytes]:
 def bank_change_ask() -> str:
     """The sentence of the bank-change email that makes the request."""
     return BANK_CHANGE_ASK
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+def _server_url(tmp_root: Path) -> str:
+    """The machine's Postgres (DATABASE_URL), else an embedded one for this test session."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return embedded_database_url(tmp_root / "pgdata")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for this test session, migrated to head, dropped at the end."""
+    server = make_url(normalise_url(_server_url(tmp_path_factory.mktemp("pg"))))
+    name = f"countersign_test_{secrets.token_hex(4)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = build_engine(url, pool_size=2)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The test database's engine (a pool big enough for the concurrency tests)."""
+    eng = build_engine(database_url, pool_size=25)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test (commits become savepoints)."""
+    conn = engine.connect()
+    outer = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def committed(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Real commits (for concurrency and API tests); every table is emptied afterwards."""
+    yield make_sessionmaker(engine)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

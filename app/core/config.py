@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PLACEHOLDER = "change-me"
@@ -25,6 +25,25 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     directory_file: Path | None = None
 
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "COUNTERSIGN_DATABASE_URL")
+    )
+    """Postgres URL; without one, `serve` starts an embedded Postgres in `data_dir`."""
+    data_dir: Path = Path(".countersign/pgdata")
+    db_pool_size: int = 10
+    webhook_secrets: SecretStr = SecretStr("")
+    """Per-source HMAC secrets: `source=secret1|secret2,other=secret3` (several for rotation)."""
+    webhook_tolerance_seconds: int = 300
+    public_url: str = "http://127.0.0.1:8000"
+    """Base URL of this service, used in verification links and ticket URLs."""
+    store_bodies: bool = True
+    body_retention_days: int = 30
+    token_ttl_hours: int = 72
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr = SecretStr("")
+    notify_slack_url: SecretStr = SecretStr("")
+    notify_max_attempts: int = 12
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.env == "production":
@@ -35,6 +54,18 @@ class Settings(BaseSettings):
                         f"COUNTERSIGN_{name.upper()} must be set to a real secret in production"
                     )
         return self
+
+    def webhook_sources(self) -> dict[str, list[bytes]]:
+        """Secrets per webhook source (several per source during a rotation)."""
+        out: dict[str, list[bytes]] = {}
+        for part in self.webhook_secrets.get_secret_value().split(","):
+            if "=" not in part:
+                continue
+            source, _, secrets = part.partition("=")
+            keys = [s.strip().encode() for s in secrets.split("|") if s.strip()]
+            if source.strip() and keys:
+                out.setdefault(source.strip(), []).extend(keys)
+        return out
 
     def api_key_list(self) -> list[str]:
         """The configured API keys."""

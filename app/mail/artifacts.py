@@ -268,3 +268,22 @@ def extract_artifacts(
         currency = _SYMBOLS.get(unit, unit.upper())
         found.amounts.append(Money(amount, currency, match.group(0)[:60]))
     return found
+
+
+_MASK_RE = re.compile(
+    r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){10,30}\b"  # IBAN-like
+    r"|(?<![\d.,])\d(?:[ \-]?\d){8,22}(?![\d])",  # runs of 9+ digits: accounts, cards
+)
+
+
+def mask_numbers(text: str) -> str:
+    """The text with account and card numbers masked to their last four characters, for storage."""
+
+    def hide(match: re.Match[str]) -> str:
+        value = match.group(0)
+        compact = re.sub(r"[^0-9A-Za-z]", "", value)
+        if sum(ch.isdigit() for ch in compact) < 8:
+            return value
+        return f"[number ending {compact[-4:]}]"
+
+    return _MASK_RE.sub(hide, text)
