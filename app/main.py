@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,80 +9,40 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.core.config import Settings
-from app.core.errors import (
-    AppError,
-    InvalidInput,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from app.core.db import build_engine, embedded_database_url, make_sessionmaker, ping
+from app.core.errors import AppError, ServiceUnavailable, Unauthorized
+from app.core.metrics import Metrics
+from app.core.security import check_api_key
 from app.detect.directory import Directory, load_directory
 from app.detect.engine import SHIPPED_MODEL_DIR, Detector
 from app.detect.model import load_model
-from app.mail.parse import email_from_json, email_from_mime
-from app.mail.schemas import Email
+from app.directory.cache import DirectoryCache
+from app.ingest.request import EMAIL_BODY_OPENAPI, parse_request_email, read_body
 
 log = logging.getLogger("countersign")
 
 
-class Metrics:
-    """Prometheus metrics of one app instance (own registry, so tests can build many apps)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.verdicts = Counter(
-            "countersign_verdicts_total", "Verdicts by action", ["action"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "countersign_classify_seconds", "Time to classify one email", registry=self.registry
-        )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_request_email(body: bytes, content_type: str) -> Email:
-    """An Email from a JSON or message/rfc822 request body."""
-    ctype = content_type.split(";", 1)[0].strip().lower()
-    if ctype in ("message/rfc822", "text/plain", "application/octet-stream"):
-        return email_from_mime(body)
-    if ctype in ("application/json", ""):
-        import json
+def _start_database(app: FastAPI, settings: Settings, fallback: Directory) -> None:
+    """Engine, sessions and directory cache; migrate on start when asked to."""
+    url = settings.database_url or embedded_database_url(settings.data_dir)
+    engine = build_engine(url, pool_size=settings.db_pool_size)
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.directory_cache = DirectoryCache(app.state.sessions, fallback=fallback)
+    if settings.migrate_on_start:
+        from app.core.migrate import upgrade
 
         try:
-            data: Any = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidInput("body must be a JSON object (Email JSON)")
-        return email_from_json(data)
-    raise UnsupportedMediaType(
-        f"unsupported content type {ctype!r}: use application/json or message/rfc822"
-    )
+            upgrade(engine)
+        except DBAPIError as exc:
+            # Start anyway: /readyz reports the database and the webhook answers 503 until it is up.
+            log.error("migration on start failed: %s", type(exc).__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -92,15 +51,20 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         key = settings.fingerprint_key.get_secret_value().encode()
-        directory = (
+        fallback = (
             load_directory(settings.directory_file, key=key)
             if settings.directory_file
             else Directory()
         )
         model = load_model(settings.model_dir or SHIPPED_MODEL_DIR)
-        app.state.detector = Detector(model, directory=directory, fingerprint_key=key)
+        app.state.detector = Detector(model, directory=fallback, fingerprint_key=key)
         log.info("model %s loaded", model.version)
+        if settings.database:
+            await run_in_threadpool(_start_database, app, settings, fallback)
         yield
+        engine = getattr(app.state, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     app = FastAPI(
         title="Countersign",
@@ -110,7 +74,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    api_keys = [k.encode() for k in settings.api_key_list()]
+    app.state.webhook_sources = settings.webhook_sources()
+    app.state.notifier_names = settings.notifier_names()
+    app.state.sessions = None
+    static_keys = [k.encode() for k in settings.api_key_list()]
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
@@ -121,19 +88,30 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     def require_api_key(
+        request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
-    ) -> None:
+    ) -> str:
         presented = x_api_key or ""
         if authorization and authorization.lower().startswith("bearer "):
             presented = authorization[7:].strip()
-        given = presented.encode()
-        # Compare against every key in constant time, without stopping at the first match.
-        ok = False
-        for key in api_keys:
-            ok |= hmac.compare_digest(given, key)
-        if not presented or not ok:
-            raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+        sessions = request.app.state.sessions
+        if sessions is None:
+            actor = check_api_key(None, presented, static_keys)
+        else:
+            try:
+                with sessions() as session, session.begin():
+                    actor = check_api_key(session, presented, static_keys)
+            except DBAPIError:
+                # Environment keys still work while the database is down.
+                try:
+                    actor = check_api_key(None, presented, static_keys)
+                except Unauthorized:
+                    raise ServiceUnavailable("database unavailable, retry later") from None
+        request.state.actor = actor
+        return actor
+
+    app.state.require_api_key = require_api_key
 
     def detector_of(request: Request) -> Detector:
         detector = getattr(request.app.state, "detector", None)
@@ -147,9 +125,20 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
-    def readyz(request: Request) -> dict[str, str]:
-        """Readiness: the model is loaded."""
-        return {"status": "ready", "model_version": detector_of(request).model_version}
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: the model is loaded and the database answers."""
+        detector = detector_of(request)
+        engine = getattr(request.app.state, "engine", None)
+        database = "disabled" if engine is None else ("ok" if ping(engine) else "unavailable")
+        ready = database != "unavailable"
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not_ready",
+                "model_version": detector.model_version,
+                "database": database,
+            },
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", tags=["operations"])
     def metrics(request: Request) -> Response:
@@ -162,14 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/classify",
         tags=["detection"],
         dependencies=[Depends(require_api_key)],
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/EmailIn"}},
-                    "message/rfc822": {"schema": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
+        openapi_extra=EMAIL_BODY_OPENAPI,
     )
     async def classify(request: Request) -> JSONResponse:
         """Dry run: the Verdict for one email (Email JSON or raw MIME); nothing is stored."""
@@ -178,13 +160,21 @@ def create_app(settings: Settings) -> FastAPI:
         email = await run_in_threadpool(
             parse_request_email, body, request.headers.get("content-type", "")
         )
+        cache = getattr(request.app.state, "directory_cache", None)
+        directory = await run_in_threadpool(cache.get) if cache is not None else None
         m = request.app.state.metrics
         with m.latency.time():
-            verdict = await run_in_threadpool(detector.classify, email)
+            verdict = await run_in_threadpool(detector.classify, email, directory=directory)
         m.verdicts.labels(verdict.action).inc()
         return JSONResponse(verdict.to_json())
 
-    # Publish the Email JSON schema for the raw-body endpoint above.
+    from app.ingest.router import router as ingest_router
+    from app.tickets.router import router as tickets_router
+
+    app.include_router(ingest_router)
+    app.include_router(tickets_router, dependencies=[Depends(require_api_key)])
+
+    # Publish the Email JSON schema for the raw-body endpoints above.
     from app.mail.schemas import EmailIn
 
     original_openapi = app.openapi

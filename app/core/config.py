@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "COUNTERSIGN_DATABASE_URL")
     )
     """Postgres URL; without one, `serve` starts an embedded Postgres in `data_dir`."""
+    database: bool = True
+    """Use a database at all (False: a classify-only API, as the CLI is)."""
+    migrate_on_start: bool = True
     data_dir: Path = Path(".countersign/pgdata")
     db_pool_size: int = 10
     webhook_secrets: SecretStr = SecretStr("")
@@ -66,6 +69,15 @@ class Settings(BaseSettings):
             if source.strip() and keys:
                 out.setdefault(source.strip(), []).extend(keys)
         return out
+
+    def notifier_names(self) -> list[str]:
+        """The notifiers configured for second-channel notices."""
+        names = []
+        if self.notify_webhook_url:
+            names.append("webhook")
+        if self.notify_slack_url.get_secret_value():
+            names.append("slack")
+        return names
 
     def api_key_list(self) -> list[str]:
         """The configured API keys."""

@@ -112,18 +112,31 @@ class Detector:
         """Version of the loaded model."""
         return self.model.version
 
-    def classify(self, email: Email, *, history: SenderHistory | None = None) -> Verdict:
-        """The verdict for one email."""
-        return self.classify_many([email], histories=[history])[0]
+    def classify(
+        self,
+        email: Email,
+        *,
+        history: SenderHistory | None = None,
+        directory: Directory | None = None,
+    ) -> Verdict:
+        """The verdict for one email (`directory` overrides the detector's own snapshot)."""
+        return self.classify_many([email], histories=[history], directory=directory)[0]
 
     def classify_many(
-        self, emails: list[Email], histories: list[SenderHistory | None] | None = None
+        self,
+        emails: list[Email],
+        histories: list[SenderHistory | None] | None = None,
+        *,
+        directory: Directory | None = None,
     ) -> list[Verdict]:
         """Verdicts for a batch: one vectorisation and one matrix product for all of them."""
         inputs = [model_inputs(e) for e in emails]
         probs = self.model.predict_proba([m for m, _ in inputs], [q for _, q in inputs])
         hist = histories or [None] * len(emails)
-        return [self._verdict(e, p, h) for e, p, h in zip(emails, probs, hist, strict=True)]
+        directory = directory or self.directory
+        return [
+            self._verdict(e, p, h, directory) for e, p, h in zip(emails, probs, hist, strict=True)
+        ]
 
     def _evidence(self, email: Email, intent_idx: list[int]) -> dict[int, list[str]]:
         found = sentences(email.subject + "\n" + email.newest)
@@ -139,7 +152,13 @@ class Detector:
             ]
         return out
 
-    def _verdict(self, email: Email, probs: np.ndarray, history: SenderHistory | None) -> Verdict:
+    def _verdict(
+        self,
+        email: Email,
+        probs: np.ndarray,
+        history: SenderHistory | None,
+        directory: Directory,
+    ) -> Verdict:
         flagged = [j for j in np.argsort(-probs, kind="stable") if probs[j] >= self.thresholds[j]]
         # Artifacts only matter for risky emails (evidence, "supplied by the email", details that
         # differ from file); most mail is not risky, so they are not extracted for it.
@@ -150,7 +169,7 @@ class Detector:
                 email.newest + "\n" + email.subject, key=self.key, html_links=html_links_of(email)
             )
         )
-        signals = evaluate_signals(email, artifacts, self.directory, history)
+        signals = evaluate_signals(email, artifacts, directory, history)
         needs = bool(flagged)
         evidence = self._evidence(email, flagged) if needs else {}
         intents = [

@@ -18,7 +18,7 @@ SMALL_LIMIT = 600
 
 @pytest.fixture(scope="module")
 def client(shipped_manifest) -> Iterator[TestClient]:
-    app = create_app(Settings(api_keys=SecretStr("k1,k2"), env="test"))
+    app = create_app(Settings(api_keys=SecretStr("k1,k2"), env="test", database=False))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -158,7 +158,9 @@ def test_unsupported_content_type_is_415(client):
 
 
 def test_body_over_the_configured_limit_is_413(shipped_manifest, lunch_json):
-    settings = Settings(api_keys=SecretStr("k1"), env="test", max_body_bytes=SMALL_LIMIT)
+    settings = Settings(
+        api_keys=SecretStr("k1"), env="test", max_body_bytes=SMALL_LIMIT, database=False
+    )
     small = lunch_json()
     big = lunch_json(text="x" * (SMALL_LIMIT * 2))
     with TestClient(create_app(settings)) as client:
