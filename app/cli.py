@@ -267,9 +267,20 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP API."""
+    """Run the HTTP API (migrating the database first; embedded Postgres without DATABASE_URL)."""
     import uvicorn
 
+    from app.core.config import Settings
+    from app.core.runtime import open_database
+
+    settings = Settings()
+    if settings.database:
+        # Start the embedded Postgres (if needed) and migrate once here, so every uvicorn worker
+        # finds the schema ready and uses the same URL.
+        engine, _ = open_database(settings, migrate=True)
+        os.environ["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+        engine.dispose()
+        print(f"database ready: {engine.url.render_as_string(hide_password=True)}", file=sys.stderr)
     uvicorn.run(
         "app.main:app_from_env",
         factory=True,
@@ -279,6 +290,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Migrate the database (DATABASE_URL, else the embedded one) to a revision."""
+    from app.core.config import Settings
+    from app.core.migrate import downgrade, upgrade
+    from app.core.runtime import open_database
+
+    engine, _ = open_database(Settings())
+    try:
+        current = _current_revision(engine)
+        if args.revision == "head" or args.revision > (current or ""):
+            upgrade(engine, args.revision)
+        else:
+            downgrade(engine, args.revision)
+        print(f"database at revision {_current_revision(engine) or 'base'}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _current_revision(engine: Any) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        rev: str | None = MigrationContext.configure(conn).get_current_revision()
+        return rev
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("COUNTERSIGN_PORT", "8000")))
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="migrate the database to the latest schema")
+    p.add_argument("--revision", default="head")
+    p.set_defaults(func=cmd_migrate)
     return parser
 
 

@@ -118,7 +118,7 @@ def embedded_database_url(data_dir: Path) -> str:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
     uri: str = server.get_uri("postgres")
     log.info("embedded Postgres running in %s", data_dir)
     return uri
