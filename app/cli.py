@@ -363,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="migrate the database to the latest schema")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_migrate)
+
+    from app.directory.commands import register as register_directory_commands
+
+    register_directory_commands(sub)
     return parser
 
 

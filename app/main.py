@@ -168,11 +168,13 @@ def create_app(settings: Settings) -> FastAPI:
         m.verdicts.labels(verdict.action).inc()
         return JSONResponse(verdict.to_json())
 
+    from app.directory.router import router as directory_router
     from app.ingest.router import router as ingest_router
     from app.tickets.router import router as tickets_router
 
     app.include_router(ingest_router)
     app.include_router(tickets_router, dependencies=[Depends(require_api_key)])
+    app.include_router(directory_router, dependencies=[Depends(require_api_key)])
 
     # Publish the Email JSON schema for the raw-body endpoints above.
     from app.mail.schemas import EmailIn
