@@ -367,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     from app.directory.commands import register as register_directory_commands
 
     register_directory_commands(sub)
+
+    from app.verification import worker
+
+    p = sub.add_parser("worker", help="deliver verification notices and run periodic upkeep")
+    worker.add_arguments(p)
+    p.set_defaults(func=worker.run)
     return parser
 
 

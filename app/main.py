@@ -176,6 +176,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tickets_router, dependencies=[Depends(require_api_key)])
     app.include_router(directory_router, dependencies=[Depends(require_api_key)])
 
+    from app.verification.router import api_router as outbox_api_router
+    from app.verification.router import router as verify_router
+
+    app.include_router(verify_router)
+    app.include_router(outbox_api_router, dependencies=[Depends(require_api_key)])
+
     # Publish the Email JSON schema for the raw-body endpoints above.
     from app.mail.schemas import EmailIn
 

@@ -5,6 +5,7 @@ from app.core.models import ApiKey, AuditLog
 from app.directory.models import AccountOnFile, Contact, OrgDomain, Person, Vendor
 from app.ingest.models import Message, SenderHistory
 from app.tickets.models import Ticket, TicketEvent
+from app.users.models import User, UserSession
 from app.verification.models import FeedbackLabel, OutboxItem, VerificationToken
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "SenderHistory",
     "Ticket",
     "TicketEvent",
+    "User",
+    "UserSession",
     "Vendor",
     "VerificationToken",
 ]

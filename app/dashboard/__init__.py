@@ -1,0 +1,1 @@
+"""The analyst dashboard: server-rendered pages (Jinja2 + htmx) under /dashboard."""

@@ -1,0 +1,1 @@
+"""Dashboard users (analysts and admins), their passwords and their sign-in sessions."""
