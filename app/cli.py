@@ -271,9 +271,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.core.config import Settings
+    from app.core.db import stop_embedded
     from app.core.runtime import open_database
 
     settings = Settings()
+    embedded = settings.database and not settings.database_url
     if settings.database:
         # Start the embedded Postgres (if needed) and migrate once here, so every uvicorn worker
         # finds the schema ready and uses the same URL.
@@ -281,14 +283,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
         engine.dispose()
         print(f"database ready: {engine.url.render_as_string(hide_password=True)}", file=sys.stderr)
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-    )
+    try:
+        uvicorn.run(
+            "app.main:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+        )
+    finally:
+        if embedded:
+            stop_embedded(settings.data_dir)
     return 0
 
 
@@ -367,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     from app.directory.commands import register as register_directory_commands
 
     register_directory_commands(sub)
+
+    from app.users.commands import register as register_user_commands
+
+    register_user_commands(sub)
 
     from app.verification import worker
 

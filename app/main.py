@@ -176,6 +176,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tickets_router, dependencies=[Depends(require_api_key)])
     app.include_router(directory_router, dependencies=[Depends(require_api_key)])
 
+    from app.dashboard.router import mount_static
+    from app.dashboard.router import router as dashboard_router
+
+    app.include_router(dashboard_router)
+    mount_static(app)
+
     from app.verification.router import api_router as outbox_api_router
     from app.verification.router import router as verify_router
 

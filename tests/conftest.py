@@ -15,7 +15,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import build_engine, embedded_database_url, make_sessionmaker, normalise_url
+from app.core.db import (
+    build_engine,
+    embedded_database_url,
+    make_sessionmaker,
+    normalise_url,
+    stop_embedded,
+)
 from app.core.migrate import upgrade
 from app.detect.engine import SHIPPED_MODEL_DIR, Detector
 from app.detect.model import MANIFEST_NAME
@@ -138,18 +144,22 @@ def bank_change_ask() -> str:
 # --- database -----------------------------------------------------------------------------------
 
 
-def _server_url(tmp_root: Path) -> str:
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The machine's Postgres (DATABASE_URL), else an embedded one for this test session."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        return url
-    return embedded_database_url(tmp_root / "pgdata")
+        yield url
+        return
+    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
+    yield embedded_database_url(data_dir)
+    stop_embedded(data_dir)
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(server_url: str) -> Iterator[str]:
     """A fresh database for this test session, migrated to head, dropped at the end."""
-    server = make_url(normalise_url(_server_url(tmp_path_factory.mktemp("pg"))))
+    server = make_url(normalise_url(server_url))
     name = f"countersign_test_{secrets.token_hex(4)}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -112,13 +112,44 @@ def ping(engine: Engine) -> bool:
         return False
 
 
+_EMBEDDED: dict[Path, Any] = {}
+
+
 def embedded_database_url(data_dir: Path) -> str:
-    """Start (or reuse) an embedded Postgres in `data_dir` and return its URL."""
+    """Start (or reuse) an embedded Postgres in `data_dir` and return its URL.
+
+    The server keeps running until `stop_embedded` (or the machine stops it): the handle is held
+    here so that garbage collection or a forked child never stops it under a running process.
+    """
+    import os
+
     import pgserver  # imported lazily: only needed without DATABASE_URL
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    if os.geteuid() == 0:
+        # As root, pgserver runs Postgres as its own system user, which must reach the directory.
+        for parent in [data_dir.parent, *data_dir.parent.parents]:
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+    server = _EMBEDDED.get(data_dir) or pgserver.get_server(data_dir, cleanup_mode=None)
+    _EMBEDDED[data_dir] = server
     uri: str = server.get_uri("postgres")
     log.info("embedded Postgres running in %s", data_dir)
     return uri
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded Postgres this process started in `data_dir`, if any."""
+    import subprocess
+
+    server = _EMBEDDED.pop(data_dir.expanduser().resolve(), None)
+    if server is None:
+        return
+    from pgserver.postgres_server import pg_ctl
+
+    try:
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+    except subprocess.CalledProcessError as exc:
+        log.warning("embedded Postgres did not stop cleanly: %s", exc)

@@ -18,16 +18,8 @@ from fastapi.responses import Response
 
 from app.core.deps import DbSession
 from app.dashboard.csrf import issue_token, token_matches
-from app.dashboard.web import (
-    LOGIN_PATH,
-    CsrfFailed,
-    Forbidden,
-    LoginRequired,
-    dashboard_router,
-    redirect,
-    render,
-    safe_next,
-)
+from app.dashboard.exceptions import CsrfFailed, Forbidden, LoginRequired
+from app.dashboard.web import LOGIN_PATH, dashboard_router, redirect, render, safe_next
 from app.users import service as users
 from app.users.models import User, UserSession
 

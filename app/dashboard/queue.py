@@ -8,7 +8,7 @@ from fastapi import Query, Request
 from fastapi.responses import Response
 
 from app.core.deps import DbSession
-from app.dashboard import service
+from app.dashboard import views
 from app.dashboard.auth import CurrentAuth
 from app.dashboard.web import dashboard_router, render
 from app.users import service as users
@@ -31,7 +31,7 @@ def queue(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     """The verification queue."""
-    filters = service.QueueFilters.parse(
+    filters = views.QueueFilters.parse(
         status=status[:10] if status else None,
         intent=intent,
         severity=severity,
@@ -41,7 +41,7 @@ def queue(
         page=page,
     )
     names = [u.name for u in users.list_users(session) if not u.disabled]
-    result = service.queue_page(session, filters=filters, user=auth.user, assignees=names)
+    result = views.queue_page(session, filters=filters, user=auth.user, assignees=names)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request, "queue.html", {"nav": "queue", "queue": result, "filters": filters, "here": here}

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.core.deps import DbSession
-from app.dashboard import service
+from app.dashboard import service, views
 from app.dashboard.auth import Auth, CsrfAuth, CurrentAuth
 from app.dashboard.web import dashboard_router, is_htmx, redirect, render, safe_next
 from app.tickets.models import Ticket
@@ -40,12 +40,12 @@ def ticket_page(
     number: str, request: Request, session: DbSession, auth: CurrentAuth, done: str = ""
 ) -> Response:
     """One ticket: the email shown safely, why it was flagged, the playbook and the timeline."""
-    view = service.ticket_view(session, number=service.ticket_number(number), user=auth.user)
+    view = views.ticket_view(session, number=service.ticket_number(number), user=auth.user)
     service.record_view(session, ticket=view.ticket, user=auth.user)
     return render(
         request,
         "ticket.html",
-        {"nav": "queue", "view": view, "work": view.work, "notice": NOTICES.get(done, "")},
+        {"nav": "queue", "view": view, "work": view.work, "work_notice": NOTICES.get(done, "")},
     )
 
 
@@ -64,12 +64,16 @@ def _done(
     if is_htmx(request):
         if partial == "row":
             return render(
-                request, "_queue_row.html", {"row": service.queue_row(ticket), "here": back}
+                request, "_queue_row.html", {"row": views.queue_row(ticket), "here": back}
             )
         return render(
             request,
             "_ticket_work.html",
-            {"work": service.work_view(session, ticket, auth.user), "notice": NOTICES[done]},
+            {
+                "work": views.work_view(session, ticket, auth.user),
+                "work_notice": NOTICES[done],
+                "clear_flash": True,
+            },
         )
     if partial == "row":
         return redirect(back)

@@ -10,8 +10,8 @@ from markupsafe import Markup
 
 from app.core.errors import InvalidInput
 from app.dashboard import labels
-from app.dashboard.service import EvidenceView, SignalView
 from app.dashboard.text import display_text, highlight
+from app.dashboard.views import EvidenceView, SignalView
 from app.detect.directory import Directory
 from app.detect.engine import Detector
 from app.detect.signals import HIGH_SEVERITY

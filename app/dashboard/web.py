@@ -25,9 +25,10 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app.core.errors import AppError, Unauthorized
+from app.core.errors import AppError
 from app.dashboard import labels
 from app.dashboard.csrf import issue_token
+from app.dashboard.exceptions import LoginRequired
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,25 +46,6 @@ SECURITY_HEADERS: dict[str, str] = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-
-
-class LoginRequired(Unauthorized):
-    """No current session: the dashboard sends the browser to the sign-in page."""
-
-    code = "login_required"
-
-
-class Forbidden(AppError):
-    """Signed in, but not allowed to do this (an analyst on an admin page)."""
-
-    status_code = 403
-    code = "forbidden"
-
-
-class CsrfFailed(Forbidden):
-    """A state-changing request without a valid CSRF token, or from another site."""
-
-    code = "csrf_failed"
 
 
 def apply_security_headers(response: Response, *, cache: str = "no-store") -> Response:

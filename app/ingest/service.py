@@ -206,6 +206,9 @@ def ingest_message(
     """
     now = utcnow()
     response = verdict.to_json()
+    # Evidence sentences quote the email: account numbers in them are masked like the stored body.
+    for intent in response["intents"]:
+        intent["evidence"] = [mask_numbers(e) for e in intent["evidence"]]
     recipients = {
         "to": [a.address for a in email.to[:100]],
         "cc": [a.address for a in email.cc[:100]],
@@ -286,8 +289,8 @@ def ingest_message(
         currency=money.currency if money else None,
         signals=[s.to_json() for s in verdict.signals],
         evidence=[
-            {"intent": i.name, "score": round(i.score, 4), "sentences": i.evidence}
-            for i in verdict.intents
+            {"intent": i["name"], "score": i["score"], "sentences": i["evidence"]}
+            for i in response["intents"]
         ],
         playbook=build_playbook(
             session, intent=intent, email=email, impersonated=impersonated, received_at=now

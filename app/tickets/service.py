@@ -151,7 +151,7 @@ def get_ticket(session: Session, ticket_id: uuid.UUID | str, *, lock: bool = Fal
     stmt = select(Ticket)
     if isinstance(ticket_id, uuid.UUID):
         stmt = stmt.where(Ticket.id == ticket_id)
-    elif str(ticket_id).isdigit():
+    elif str(ticket_id).isascii() and str(ticket_id).isdigit() and len(str(ticket_id)) < 19:
         stmt = stmt.where(Ticket.number == int(ticket_id))
     else:
         try:

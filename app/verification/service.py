@@ -237,8 +237,15 @@ def clean_outcome_fields(outcome: str, verifier: str, channel: str, note: str) -
     return fields
 
 
-def _store_labels(session: Session, ticket: Ticket, outcome: str) -> int:
-    """One `risky` label per message on the ticket (once per outcome), for retraining."""
+def _store_labels(
+    session: Session,
+    ticket: Ticket,
+    outcome: str,
+    *,
+    label: str = "risky",
+    source: str = LABEL_SOURCE,
+) -> int:
+    """One label per message on the ticket (once per outcome and source), for retraining."""
     message_ids = list(session.scalars(select(Message.id).where(Message.ticket_id == ticket.id)))
     if not message_ids:
         return 0
@@ -246,7 +253,7 @@ def _store_labels(session: Session, ticket: Ticket, outcome: str) -> int:
         session.scalars(
             select(FeedbackLabel.message_id).where(
                 FeedbackLabel.ticket_id == ticket.id,
-                FeedbackLabel.source == LABEL_SOURCE,
+                FeedbackLabel.source == source,
                 FeedbackLabel.outcome == outcome,
             )
         )
@@ -256,9 +263,9 @@ def _store_labels(session: Session, ticket: Ticket, outcome: str) -> int:
             message_id=mid,
             ticket_id=ticket.id,
             intent=ticket.intent,
-            label="risky",
+            label=label,
             outcome=outcome,
-            source=LABEL_SOURCE,
+            source=source,
         )
         for mid in message_ids
         if mid not in labelled
@@ -266,6 +273,13 @@ def _store_labels(session: Session, ticket: Ticket, outcome: str) -> int:
     session.add_all(new)
     session.flush()
     return len(new)
+
+
+def record_feedback(session: Session, ticket: Ticket, *, outcome: str, source: str) -> int:
+    """Labels from an outcome recorded elsewhere (the dashboard): a false positive is `benign`,
+    a verified or confirmed request `risky`."""
+    label = "benign" if outcome == "false_positive" else "risky"
+    return _store_labels(session, ticket, outcome, label=label, source=source)
 
 
 def confirm_verification(

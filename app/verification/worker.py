@@ -302,6 +302,10 @@ def run_maintenance(
         out["expired_tickets"] = expire_overdue(session)
     with transaction(sessions) as session:
         out["purged_bodies"] = purge_bodies(session, older_than_days=settings.body_retention_days)
+    from app.users.service import purge_sessions
+
+    with transaction(sessions) as session:
+        out["purged_sessions"] = purge_sessions(session)
     with transaction(sessions) as session:
         orphaned = session.scalar(
             select(func.count())

@@ -140,7 +140,7 @@ def test_closed_tickets_leave_the_active_queue_and_are_counted_under_their_statu
 def test_pages_split_the_queue_and_keep_the_filters(
     signed_in: TestClient, three_tickets: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.dashboard.service.PAGE_SIZE", 2)
+    monkeypatch.setattr("app.dashboard.views.PAGE_SIZE", 2)
     first = signed_in.get("/dashboard", params={"q": "o"}).text  # all three subjects have an o
     assert "Showing 1–2 of 3" in first
     assert 'href="?q=o&amp;page=2"' in first

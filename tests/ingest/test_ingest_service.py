@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,10 @@ def test_stored_body_masks_the_account_number(
     assert "1555 5555 55" not in message.body
     assert "ending 5555" in message.body
     assert message.artifacts["accounts"][0]["last4"] == "5555"
+    ticket = db.scalars(select(Ticket)).one()
+    stored = json.dumps([message.verdict, ticket.evidence, ticket.supplied_by_email])
+    assert "1555 5555" not in stored
+    assert "15555555" not in stored
 
 
 def test_same_message_twice_is_stored_once_with_the_same_response(
