@@ -56,6 +56,13 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"COUNTERSIGN_{name.upper()} must be set to a real secret in production"
                     )
+            for source, secrets in self.webhook_sources().items():
+                for secret in secrets:
+                    if len(secret) < 16 or b"change-me" in secret:
+                        raise ValueError(
+                            f"COUNTERSIGN_WEBHOOK_SECRETS: the secret of source {source!r} must "
+                            "be a real secret of at least 16 characters in production"
+                        )
         return self
 
     def webhook_sources(self) -> dict[str, list[bytes]]:

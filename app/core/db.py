@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, MetaData, create_engine, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import JSON
 
@@ -96,8 +97,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether a database error means the database is unreachable (retry later), not a bug."""
-    if isinstance(exc, OperationalError):
+    """Whether a database error means the database is unreachable or saturated (retry later)."""
+    if isinstance(exc, OperationalError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 

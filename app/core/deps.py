@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import is_outage
@@ -30,7 +31,7 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except DBAPIError as exc:
+    except (DBAPIError, PoolTimeout) as exc:
         session.rollback()
         if is_outage(exc):
             raise ServiceUnavailable("database unavailable, retry later") from None

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from app.core.db import is_outage, transaction
@@ -71,7 +72,7 @@ def _ingest(app: Any, source: str, body: bytes, content_type: str) -> tuple[dict
                 directory=directory,
                 options=options,
             )
-    except DBAPIError as exc:
+    except (DBAPIError, PoolTimeout) as exc:
         if is_outage(exc):
             state.metrics.ingested.labels("unavailable").inc()
             raise ServiceUnavailable("database unavailable, retry later") from None

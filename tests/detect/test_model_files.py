@@ -101,3 +101,17 @@ def test_detector_refuses_a_tampered_model_directory(model_copy):
 
     with pytest.raises(ModelIntegrityError, match="integrity check"):
         Detector.from_dir(model_copy)
+
+
+def test_lean_scorer_matches_the_sparse_feature_path(detector: Detector) -> None:
+    from app.detect.corpus import load_corpus
+    from app.detect.features import model_inputs
+
+    examples = load_corpus()[::25]
+    inputs = [model_inputs(e.email) for e in examples]
+    mains = [m for m, _ in inputs]
+    quoteds = [q for _, q in inputs]
+    model = detector.model
+    sparse = model.calibrate(model.decision(model.features(mains, quoteds)))
+    lean = model.predict_proba(mains, quoteds)
+    assert np.abs(sparse - lean).max() < 1e-4

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -302,3 +302,37 @@ def test_ticket_api_lists_and_moves_a_ticket(
     assert [e["kind"] for e in events] == ["opened", "assign", "status", "status", "comment"]
     assert events[-2]["actor"] == "env-key"
     assert client.get("/v1/tickets/999999", headers=auth).status_code == 404
+
+
+def test_database_lost_in_the_middle_of_storing_gives_503_and_nothing_half_written(
+    committed: sessionmaker[Session],
+    database_url: str,
+    bank_change_json: Callable[..., dict[str, Any]],
+) -> None:
+    proxy = PgProxy(database_url)
+    try:
+        app = create_app(_settings(proxy.url))
+        body = json.dumps(bank_change_json(message_id="<mid-request@acme-supplies.com>")).encode()
+        with TestClient(app) as c:
+            cut_once: list[bool] = []
+
+            # Cut the database right after the message row is written, before its ticket is.
+            def after_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                if statement.startswith("INSERT INTO message") and not cut_once:
+                    cut_once.append(True)
+                    proxy.cut()
+
+            event.listen(app.state.engine, "after_cursor_execute", after_execute)
+            down = c.post("/v1/messages", content=body, headers=signed(body))
+            assert cut_once
+            assert down.status_code == 503
+            event.remove(app.state.engine, "after_cursor_execute", after_execute)
+            proxy.restore()
+            retried = c.post("/v1/messages", content=body, headers=signed(body))
+            assert retried.status_code == 200, retried.text
+            assert retried.headers["Idempotent-Replayed"] == "false"
+            assert retried.json()["ticket"]["relation"] == "opened"
+    finally:
+        proxy.close()
+    assert _count(committed, Message) == 1
+    assert _count(committed, Ticket) == 1
