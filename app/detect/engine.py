@@ -142,8 +142,7 @@ class Detector:
         found = sentences(email.subject + "\n" + email.newest)
         if not found or not intent_idx:
             return {}
-        features = self.model.features([normalize(s) for s in found], [""] * len(found))
-        decision = self.model.decision(features)
+        decision = self.model.sentence_decisions([normalize(s) for s in found])
         out = {}
         for j in intent_idx:
             order = np.argsort(-decision[:, j], kind="stable")[:EVIDENCE_PER_INTENT]

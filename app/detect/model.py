@@ -9,28 +9,72 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-import sklearn
-import skops
-import skops.io as sio
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from app.detect.features import ask_text
 from app.detect.intents import INTENTS
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 ARTIFACT_NAME = "model.skops"
 MANIFEST_NAME = "manifest.json"
 QUOTED_WEIGHT = 0.5
 ASK_WEIGHT = 1.0
-# Only these types may come out of a model file, whatever the file says.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+WORD_PATTERN = r"(?u)\b\w[\w'\-]*\b"
+DEFAULT_PATTERN = r"(?u)\b\w\w+\b"
+_COMMON = {"lowercase": True, "norm": "l2", "use_idf": True, "smooth_idf": True}
+# The vectorizer settings: training builds scikit-learn vectorizers from them, and classification
+# reproduces the same analyzers without scikit-learn (see LeanScorer).
+VECTORIZER_SETTINGS: dict[str, dict[str, Any]] = {
+    "word": {
+        "analyzer": "word",
+        "ngram_range": (1, 2),
+        "min_df": 2,
+        "max_features": 60_000,
+        "sublinear_tf": True,
+        "token_pattern": WORD_PATTERN,
+        **_COMMON,
+    },
+    "char": {
+        "analyzer": "char_wb",
+        "ngram_range": (3, 5),
+        "min_df": 3,
+        "max_features": 120_000,
+        "sublinear_tf": True,
+        "token_pattern": DEFAULT_PATTERN,
+        **_COMMON,
+    },
+    "quoted": {
+        "analyzer": "word",
+        "ngram_range": (1, 1),
+        "min_df": 3,
+        "max_features": 20_000,
+        "sublinear_tf": True,
+        "token_pattern": DEFAULT_PATTERN,
+        **_COMMON,
+    },
+    "ask": {
+        "analyzer": "word",
+        "ngram_range": (1, 2),
+        "min_df": 2,
+        "max_features": 40_000,
+        "sublinear_tf": True,
+        "token_pattern": WORD_PATTERN,
+        **_COMMON,
+    },
+}
+BLOCKS = ("word", "char", "quoted", "ask")
+BLOCK_WEIGHTS = {"word": 1.0, "char": 1.0, "quoted": QUOTED_WEIGHT, "ask": ASK_WEIGHT}
 
 
 class ModelIntegrityError(RuntimeError):
@@ -38,36 +82,13 @@ class ModelIntegrityError(RuntimeError):
 
 
 def build_vectorizers() -> dict[str, TfidfVectorizer]:
-    """Fresh, unfitted vectorizers: word 1-2 grams and char 3-5 grams of the main text, and
-    words of the quoted history in their own columns."""
+    """Fresh, unfitted vectorizers: word 1-2 grams and char 3-5 grams of the main text, the
+    words of the quoted history, and the ask sentences, each in their own columns."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return {
-        "word": TfidfVectorizer(
-            ngram_range=(1, 2),
-            min_df=2,
-            max_features=60_000,
-            sublinear_tf=True,
-            dtype=np.float32,
-            token_pattern=r"(?u)\b\w[\w'\-]*\b",  # noqa: S106 - a regex, not a password
-        ),
-        "char": TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=(3, 5),
-            min_df=3,
-            max_features=120_000,
-            sublinear_tf=True,
-            dtype=np.float32,
-        ),
-        "quoted": TfidfVectorizer(
-            ngram_range=(1, 1), min_df=3, max_features=20_000, sublinear_tf=True, dtype=np.float32
-        ),
-        "ask": TfidfVectorizer(
-            ngram_range=(1, 2),
-            min_df=2,
-            max_features=40_000,
-            sublinear_tf=True,
-            dtype=np.float32,
-            token_pattern=r"(?u)\b\w[\w'\-]*\b",  # noqa: S106 - a regex, not a password
-        ),
+        name: TfidfVectorizer(dtype=np.float32, **settings)
+        for name, settings in VECTORIZER_SETTINGS.items()
     }
 
 
@@ -87,7 +108,8 @@ def char_view(main: str) -> str:
 class IntentModel:
     """Multi-label linear model over TF-IDF features with Platt-calibrated scores per intent."""
 
-    vectorizers: dict[str, TfidfVectorizer]
+    vocab: dict[str, tuple[dict[str, int], np.ndarray]]
+    """Per block: the fitted vocabulary (term -> column) and its IDF weights."""
     coef: np.ndarray  # (n_intents, n_features)
     intercept: np.ndarray  # (n_intents,)
     platt: np.ndarray  # (n_intents, 2): p = sigmoid(a * decision + b)
@@ -95,14 +117,42 @@ class IntentModel:
     intents: tuple[str, ...] = INTENTS
     version: str = "untrained"
     manifest: dict[str, Any] = field(default_factory=dict)
+    _vectorizers: dict[str, TfidfVectorizer] | None = None
+    _scorer: LeanScorer | None = None
+
+    @classmethod
+    def from_fitted(cls, vectorizers: dict[str, TfidfVectorizer], **kwargs: Any) -> IntentModel:
+        """A model over fitted scikit-learn vectorizers (training)."""
+        vocab = {
+            name: (dict(vec.vocabulary_), np.asarray(vec.idf_, dtype=np.float64))
+            for name, vec in vectorizers.items()
+        }
+        model = cls(vocab=vocab, **kwargs)
+        model._vectorizers = vectorizers
+        return model
+
+    @property
+    def vectorizers(self) -> dict[str, TfidfVectorizer]:
+        """scikit-learn vectorizers carrying the fitted vocabularies (built on first use)."""
+        if self._vectorizers is None:
+            vectorizers = build_vectorizers()
+            for name, vec in vectorizers.items():
+                terms, idf = self.vocab[name]
+                vec.vocabulary_ = terms
+                vec.idf_ = idf
+            self._vectorizers = vectorizers
+        return self._vectorizers
 
     def features(self, mains: list[str], quoteds: list[str]) -> sp.csr_matrix:
-        """Feature matrix for a batch of (main, quoted) texts."""
+        """Feature matrix for a batch of (main, quoted) texts (training and evaluation)."""
+        import scipy.sparse as sp
+
+        vecs = self.vectorizers
         blocks = [
-            self.vectorizers["word"].transform(mains),
-            self.vectorizers["char"].transform([char_view(m) for m in mains]),
-            self.vectorizers["quoted"].transform(quoteds) * QUOTED_WEIGHT,
-            self.vectorizers["ask"].transform([ask_text(m) for m in mains]) * ASK_WEIGHT,
+            vecs["word"].transform(mains),
+            vecs["char"].transform([char_view(m) for m in mains]),
+            vecs["quoted"].transform(quoteds) * QUOTED_WEIGHT,
+            vecs["ask"].transform([ask_text(m) for m in mains]) * ASK_WEIGHT,
         ]
         return sp.hstack(blocks, format="csr")
 
@@ -124,11 +174,14 @@ class IntentModel:
         return self.calibrate(decision)
 
     def _lean(self) -> LeanScorer:
-        scorer: LeanScorer | None = self.manifest.get("_lean")
-        if scorer is None:
-            scorer = LeanScorer(self)
-            self.manifest["_lean"] = scorer
-        return scorer
+        if self._scorer is None:
+            self._scorer = LeanScorer(self)
+        return self._scorer
+
+    def sentence_decisions(self, sentences: list[str]) -> np.ndarray:
+        """Raw scores of single (normalised) sentences, for evidence."""
+        scorer = self._lean()
+        return np.stack([scorer.decision(s, "") for s in sentences])
 
     def state(self) -> dict[str, Any]:
         """Everything the model file holds: numpy arrays and plain values only.
@@ -137,12 +190,12 @@ class IntentModel:
         vectorizers built by this code, whose settings must match the file's `feature_spec`.
         """
         vocab = {}
-        for name, vec in self.vectorizers.items():
-            terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+        for name, (terms_of, idf) in self.vocab.items():
+            terms = sorted(terms_of, key=terms_of.__getitem__)
             joined = "\x00".join(terms).encode("utf-8")
             vocab[name] = {
                 "terms": np.frombuffer(joined, dtype=np.uint8).copy(),
-                "idf": np.asarray(vec.idf_, dtype=np.float32),
+                "idf": np.asarray(idf, dtype=np.float32),
             }
         return {
             "feature_spec": feature_spec(),
@@ -157,15 +210,31 @@ class IntentModel:
     def parameter_hash(self) -> str:
         """Hash of the fitted parameters: equal for two trainings that learned the same model."""
         digest = hashlib.sha256()
-        for name in sorted(self.vectorizers):
-            vec = self.vectorizers[name]
-            digest.update(
-                json.dumps(sorted((k, int(v)) for k, v in vec.vocabulary_.items())).encode()
-            )
-            digest.update(np.ascontiguousarray(vec.idf_, dtype=np.float32).tobytes())
+        for name in sorted(self.vocab):
+            terms, idf = self.vocab[name]
+            digest.update(json.dumps(sorted((k, int(v)) for k, v in terms.items())).encode())
+            digest.update(np.ascontiguousarray(idf, dtype=np.float32).tobytes())
         for arr in (self.coef, self.intercept, self.platt, self.thresholds):
             digest.update(np.ascontiguousarray(np.round(arr.astype(np.float64), 10)).tobytes())
         return digest.hexdigest()
+
+
+def _word_analyzer(settings: dict[str, Any]) -> Any:
+    """scikit-learn's word analyzer for these settings: lower-case, tokens, then n-grams."""
+    pattern = re.compile(settings["token_pattern"])
+    lo, hi = settings["ngram_range"]
+
+    def analyze(text: str) -> list[str]:
+        tokens: list[str] = pattern.findall(text.lower())
+        if hi == 1:
+            return tokens
+        grams = list(tokens) if lo == 1 else []
+        count = len(tokens)
+        for n in range(max(lo, 2), min(hi, count) + 1):
+            grams.extend(" ".join(tokens[i : i + n]) for i in range(count - n + 1))
+        return grams
+
+    return analyze
 
 
 class LeanScorer:
@@ -181,27 +250,22 @@ class LeanScorer:
         self.coef_t = np.ascontiguousarray(model.coef.T, dtype=np.float64)  # (n_features, k)
         self.intercept = np.asarray(model.intercept, dtype=np.float64)
         self._char_cache: dict[str, tuple[int, ...]] = {}
-        self.char_range = model.vectorizers["char"].ngram_range
+        self.char_range = VECTORIZER_SETTINGS["char"]["ngram_range"]
         self.blocks = []
         offset = 0
-        for name, weight in (
-            ("word", 1.0),
-            ("char", 1.0),
-            ("quoted", QUOTED_WEIGHT),
-            ("ask", ASK_WEIGHT),
-        ):
-            vec = model.vectorizers[name]
+        for name in BLOCKS:
+            terms, idf = model.vocab[name]
             self.blocks.append(
                 (
                     name,
-                    vec.build_analyzer(),
-                    vec.vocabulary_,
-                    np.asarray(vec.idf_, dtype=np.float64),
+                    _word_analyzer(VECTORIZER_SETTINGS[name]),
+                    terms,
+                    np.asarray(idf, dtype=np.float64),
                     offset,
-                    weight,
+                    BLOCK_WEIGHTS[name],
                 )
             )
-            offset += len(vec.vocabulary_)
+            offset += len(terms)
 
     def _char_counts(self, text: str, vocab: dict[str, int]) -> Counter[int]:
         # scikit-learn's char_wb analyzer, word by word: lower-case, split on whitespace, pad each
@@ -265,44 +329,46 @@ class LeanScorer:
 
 def feature_spec() -> str:
     """The feature settings; a model file only fits the settings it was built with."""
-    parts = []
-    for name, vec in sorted(build_vectorizers().items()):
-        params = vec.get_params()
-        keys = (
-            "analyzer",
-            "ngram_range",
-            "min_df",
-            "max_features",
-            "sublinear_tf",
-            "token_pattern",
-            "lowercase",
-            "norm",
-            "use_idf",
-            "smooth_idf",
-        )
-        parts.append(f"{name}:" + ",".join(f"{k}={params[k]!r}" for k in keys))
+    keys = (
+        "analyzer",
+        "ngram_range",
+        "min_df",
+        "max_features",
+        "sublinear_tf",
+        "token_pattern",
+        "lowercase",
+        "norm",
+        "use_idf",
+        "smooth_idf",
+    )
+    parts = [
+        f"{name}:" + ",".join(f"{k}={settings[k]!r}" for k in keys)
+        for name, settings in sorted(VECTORIZER_SETTINGS.items())
+    ]
     head = (
         f"quoted_weight={QUOTED_WEIGHT};ask_weight={ASK_WEIGHT};char_view={CHAR_HEAD}+{CHAR_TAIL};"
     )
     return head + ";".join(parts)
 
 
-def _restore_vectorizers(vocab: dict[str, Any]) -> dict[str, TfidfVectorizer]:
-    vectorizers = build_vectorizers()
-    for name, vec in vectorizers.items():
+def _restore_vocab(vocab: dict[str, Any]) -> dict[str, tuple[dict[str, int], np.ndarray]]:
+    out = {}
+    for name in BLOCKS:
         terms = (
             np.asarray(vocab[name]["terms"], dtype=np.uint8).tobytes().decode("utf-8").split("\x00")
         )
-        vec.vocabulary_ = {t: i for i, t in enumerate(terms)}
-        vec.idf_ = np.asarray(vocab[name]["idf"], dtype=np.float64)
-    return vectorizers
+        out[name] = (
+            {t: i for i, t in enumerate(terms)},
+            np.asarray(vocab[name]["idf"], dtype=np.float64),
+        )
+    return out
 
 
 def versions() -> dict[str, str]:
     """Library versions a model file is bound to."""
     return {
-        "scikit-learn": sklearn.__version__,
-        "skops": skops.__version__,
+        "scikit-learn": dist_version("scikit-learn"),
+        "skops": dist_version("skops"),
         "numpy": np.__version__,
         "python": platform.python_version_tuple()[0] + "." + platform.python_version_tuple()[1],
     }
@@ -322,6 +388,8 @@ def save_model(
 ) -> dict[str, Any]:
     """Write the artifact and its manifest; returns the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio
+
     artifact = directory / ARTIFACT_NAME
     sio.dump(model.state(), artifact, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     manifest = {
@@ -370,18 +438,14 @@ def load_model(directory: Path) -> IntentModel:
                 f"integrity check failed: model built with {lib} {expected.get(lib)}, "
                 f"this install has {current[lib]}; retrain with `countersign train`"
             )
-    untrusted = sio.get_untrusted_types(file=artifact)
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if bad:
-        raise ModelIntegrityError(f"integrity check failed: artifact holds untrusted types {bad}")
-    state = sio.load(artifact, trusted=untrusted)
+    state = read_state(artifact)
     if state.get("feature_spec") != feature_spec():
         raise ModelIntegrityError(
             "integrity check failed: the model was built with other feature settings than this "
             "version of Countersign; retrain with `countersign train`"
         )
     model = IntentModel(
-        vectorizers=_restore_vectorizers(state["vocab"]),
+        vocab=_restore_vocab(state["vocab"]),
         coef=np.asarray(state["coef"], dtype=np.float32),
         intercept=np.asarray(state["intercept"], dtype=np.float64),
         platt=np.asarray(state["platt"], dtype=np.float64),
@@ -395,3 +459,50 @@ def load_model(directory: Path) -> IntentModel:
             f"integrity check failed: model intents {model.intents} != {INTENTS}"
         )
     return model
+
+
+_MAX_SCHEMA_BYTES = 5 * 1024 * 1024
+
+
+def read_state(artifact: Path) -> dict[str, Any]:
+    """Read a skops file that holds only dicts, lists, JSON values and numpy arrays.
+
+    No object is constructed from the file: any other node type is refused. This is stricter
+    than `skops.io.load` with a trusted-types list, and does not import scikit-learn.
+    """
+    try:
+        with zipfile.ZipFile(artifact) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > _MAX_SCHEMA_BYTES:
+                raise ModelIntegrityError("integrity check failed: schema.json is too large")
+            schema = json.loads(archive.read("schema.json"))
+            names = set(archive.namelist())
+
+            def node(item: Any) -> Any:
+                if not isinstance(item, dict):
+                    raise ModelIntegrityError("integrity check failed: malformed schema")
+                kind = item.get("__loader__")
+                cls = (item.get("__module__"), item.get("__class__"))
+                if kind == "DictNode" and cls == ("builtins", "dict"):
+                    return {str(k): node(v) for k, v in item["content"].items()}
+                if kind == "ListNode" and cls == ("builtins", "list"):
+                    return [node(v) for v in item["content"]]
+                if kind == "JsonNode" and cls[0] == "builtins":
+                    return json.loads(item["content"])
+                if kind == "NdArrayNode" and cls == ("numpy", "ndarray"):
+                    name = str(item.get("file", ""))
+                    if item.get("type") != "numpy" or name not in names:
+                        raise ModelIntegrityError("integrity check failed: bad array entry")
+                    with archive.open(name) as fh:
+                        return np.load(fh, allow_pickle=False)
+                raise ModelIntegrityError(
+                    f"integrity check failed: the artifact holds a {cls[0]}.{cls[1]} "
+                    "object; only dicts, lists, JSON values and arrays are accepted"
+                )
+
+            state = node(schema)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ModelIntegrityError(f"integrity check failed: unreadable artifact ({exc})") from None
+    if not isinstance(state, dict):
+        raise ModelIntegrityError("integrity check failed: the artifact is not a model state")
+    return state

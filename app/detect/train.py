@@ -104,8 +104,8 @@ def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
     vectorizers["quoted"].fit([q or "zzempty" for q in quoteds])
     vectorizers["ask"].fit([ask_text(m) for m in mains])
     k = len(INTENTS)
-    model = IntentModel(
-        vectorizers=vectorizers,
+    model = IntentModel.from_fitted(
+        vectorizers,
         coef=np.zeros((k, 0), dtype=np.float32),
         intercept=np.zeros(k),
         platt=np.tile([1.0, 0.0], (k, 1)),
