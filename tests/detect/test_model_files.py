@@ -115,3 +115,20 @@ def test_lean_scorer_matches_the_sparse_feature_path(detector: Detector) -> None
     sparse = model.calibrate(model.decision(model.features(mains, quoteds)))
     lean = model.predict_proba(mains, quoteds)
     assert np.abs(sparse - lean).max() < 1e-4
+
+
+def test_artifact_holding_an_object_is_refused_even_with_a_matching_hash(model_copy):
+    import json
+
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from app.detect.model import MANIFEST_NAME, sha256_file
+
+    artifact = model_copy / "model.skops"
+    sio.dump({"coef": LogisticRegression()}, artifact)
+    manifest = json.loads((model_copy / MANIFEST_NAME).read_text())
+    manifest["sha256"] = sha256_file(artifact)
+    (model_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="only dicts, lists, JSON values and arrays"):
+        load_model(model_copy)
