@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -472,7 +472,9 @@ def open_or_attach_ticket(
         .values(**values)
         .on_conflict_do_nothing(
             index_elements=["request_key"],
-            index_where=Ticket.status.in_([s.value for s in ACTIVE_STATUSES]),
+            # Literal SQL, not bound parameters: once psycopg prepares the statement, a generic
+            # plan cannot match parameters to the partial index's predicate.
+            index_where=text("status IN ('open', 'in_progress')"),
         )
         .returning(Ticket.id)
     ).scalar()

@@ -336,3 +336,26 @@ def test_database_lost_in_the_middle_of_storing_gives_503_and_nothing_half_writt
         proxy.close()
     assert _count(committed, Message) == 1
     assert _count(committed, Ticket) == 1
+
+
+def test_many_tickets_through_one_pooled_connection(
+    committed: sessionmaker[Session],
+    database_url: str,
+    bank_change_json: Callable[..., dict[str, Any]],
+) -> None:
+    # psycopg prepares a statement after 5 runs and Postgres switches to a generic plan after 5
+    # more: the ticket insert must keep working on a connection that has run it many times.
+    with TestClient(create_app(_settings(database_url, db_pool_size=1))) as c:
+        for i in range(15):
+            text = bank_change_json()["text"].replace("5555 55", f"5555 {i:02d}")
+            body = json.dumps(
+                bank_change_json(
+                    message_id=f"<many-{i}@acme-supplies.com>",
+                    **{"from": f"Mark <mark@vendor{i}.example>"},
+                    text=text,
+                )
+            ).encode()
+            r = c.post("/v1/messages", content=body, headers=signed(body))
+            assert r.status_code == 200, (i, r.text)
+            assert r.json()["ticket"]["relation"] == "opened"
+    assert _count(committed, Ticket) == 15
