@@ -60,13 +60,19 @@ def _clean(value: str, limit: int = MAX_HEADER_VALUE) -> str:
     return _CONTROL.sub("", value)[:limit].strip()
 
 
+_DOMAIN_CHARS = re.compile(r"[\w.\-]+")
+
+
 def _make_address(name: str, addr: str, fallback: str) -> Address | None:
     addr = addr.strip().strip("<>").lower()
     if "@" not in addr:
         # A bare display name or garbage: keep the text as a name so the UI can show it.
         text = _clean(name or fallback, 256)
         return Address(name=text, address="", domain="") if text else None
-    domain = addr.rsplit("@", 1)[1].strip(".").lower()
+    # Only the characters a domain can hold: junk after it ('>"', markup) must not reach the
+    # domain comparisons of the signals.
+    found = _DOMAIN_CHARS.match(addr.rsplit("@", 1)[1])
+    domain = found.group(0).strip(".").lower() if found else ""
     return Address(name=_clean(name, 256), address=addr[:320], domain=domain[:253])
 
 

@@ -136,3 +136,11 @@ def test_authentication_failures_lists_only_failing_mechanisms():
 
     assert auth.failures() == ["spf", "dmarc"]
     assert parse_auth_results(None).failures() == []
+
+
+def test_markup_after_an_address_does_not_reach_the_domain() -> None:
+    from app.mail.parse import parse_address
+
+    parsed = parse_address('Accounts <pay"><svg onload=alert(1)>@acme-payments.example>')
+    assert parsed is not None
+    assert parsed.domain == "acme-payments.example"
