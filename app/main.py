@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -17,6 +19,7 @@ from app import __version__
 from app.core.config import Settings
 from app.core.db import build_engine, embedded_database_url, make_sessionmaker, ping
 from app.core.errors import AppError, ServiceUnavailable, Unauthorized
+from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.security import check_api_key
 from app.detect.directory import Directory, load_directory
@@ -74,6 +77,28 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    access = logging.getLogger("countersign.access")
+
+    @app.middleware("http")
+    async def log_requests(request: Request, call_next: Any) -> Response:
+        """One structured line per request: no headers, query strings or bodies (secrets)."""
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
+        response: Response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        route = request.scope.get("route")
+        access.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "route": getattr(route, "path", None) or "unmatched",
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
     app.state.webhook_sources = settings.webhook_sources()
     app.state.notifier_names = settings.notifier_names()
     app.state.sessions = None
@@ -208,5 +233,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "COUNTERSIGN_DATABASE_URL")
     )
     """Postgres URL; without one, `serve` starts an embedded Postgres in `data_dir`."""
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
     database: bool = True
     """Use a database at all (False: a classify-only API, as the CLI is)."""
     migrate_on_start: bool = True

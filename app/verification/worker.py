@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.db import is_outage, transaction, utcnow
+from app.core.logs import configure_logging
 from app.tickets.models import Ticket
 from app.tickets.service import CLOSED, expire_overdue
 from app.verification.models import OutboxItem, OutboxStatus
@@ -395,8 +396,8 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `countersign worker`: stops cleanly on SIGTERM and SIGINT."""
     from app.core.runtime import open_database
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     try:
         notifiers = build_notifiers(settings)
     except ValueError as exc:
