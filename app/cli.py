@@ -272,9 +272,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.core.config import Settings
     from app.core.db import stop_embedded
+    from app.core.logs import configure_logging
     from app.core.runtime import open_database
 
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     embedded = settings.database and not settings.database_url
     if settings.database:
         # Start the embedded Postgres (if needed) and migrate once here, so every uvicorn worker
@@ -291,6 +293,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="info",
+            # Our own access log (JSON, no query strings) replaces uvicorn's; uvicorn's other
+            # lines go through the same JSON handler.
+            access_log=False,
+            log_config=None,
         )
     finally:
         if embedded:
