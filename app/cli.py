@@ -384,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_user_commands(sub)
 
+    from app.demo.commands import register as register_demo_command
+
+    register_demo_command(sub)
+
     from app.verification import worker
 
     p = sub.add_parser("worker", help="deliver verification notices and run periodic upkeep")

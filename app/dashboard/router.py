@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.dashboard import admin, auth, queue, tickets, try_email
+from app.dashboard import admin, auth, directory_admin, metrics, queue, tickets, try_email
 from app.dashboard.web import mount_static
 
 router = APIRouter()
@@ -20,5 +20,7 @@ router.include_router(queue.router)
 router.include_router(tickets.router)
 router.include_router(try_email.router)
 router.include_router(admin.router)
+router.include_router(metrics.router)
+router.include_router(directory_admin.router)
 
 __all__ = ["mount_static", "router"]

@@ -1,0 +1,1 @@
+"""`countersign demo`: a realistic week of email, tickets and outcomes for a first look."""
