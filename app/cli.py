@@ -275,6 +275,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.core.logs import configure_logging
     from app.core.runtime import open_database
 
+    if not os.environ.get("COUNTERSIGN_PUBLIC_URL"):
+        # Links in verdicts and notices point at where this server listens unless told otherwise.
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+        os.environ["COUNTERSIGN_PUBLIC_URL"] = f"http://{shown}:{args.port}"
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     embedded = settings.database and not settings.database_url

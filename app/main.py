@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
@@ -103,6 +104,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.notifier_names = settings.notifier_names()
     app.state.sessions = None
     static_keys = [k.encode() for k in settings.api_key_list()]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
+            for err in exc.errors()[:10]
+        ]
+        return JSONResponse(
+            {"error": "invalid_input", "detail": "; ".join(problems) or "invalid request"},
+            status_code=422,
+        )
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     data_dir: Path = Path(".countersign/pgdata")
     db_pool_size: int = 10
-    webhook_secrets: SecretStr = SecretStr("")
+    webhook_secrets: SecretStr = SecretStr("gateway=change-me-dev-webhook-secret")
     """Per-source HMAC secrets: `source=secret1|secret2,other=secret3` (several for rotation)."""
     webhook_tolerance_seconds: int = 300
     public_url: str = "http://127.0.0.1:8000"

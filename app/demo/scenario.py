@@ -208,9 +208,9 @@ def _everyday(
                 and rng.random() < 0.4
             ):
                 _impersonate(email, rng)
-            truth = "benign"
-            if kind == "risky":
-                truth = "fraud" if rng.random() < 0.8 else "legitimate"
+            # The corpus's risky emails are attacks; the genuine requests that a callback confirms
+            # as legitimate come from the scripted stories, which make sense for it.
+            truth = "fraud" if kind == "risky" else "benign"
             out.append(Planned(work_time(rng, end), email, truth))
     return out
 

@@ -14,7 +14,7 @@ from app.detect.intents import BANNERS
 from app.detect.model import IntentModel, load_model
 from app.detect.normalize import normalize
 from app.detect.signals import HIGH_SEVERITY, SenderHistory, Signal, evaluate_signals
-from app.mail.artifacts import Artifacts, extract_artifacts
+from app.mail.artifacts import Artifacts, account_label, extract_artifacts, mask_numbers
 from app.mail.html import html_links_of
 from app.mail.schemas import Email
 
@@ -63,7 +63,11 @@ class Verdict:
             "risk": round(self.risk, 4),
             "severity": self.severity,
             "intents": [
-                {"name": i.name, "score": round(i.score, 4), "evidence": i.evidence}
+                {
+                    "name": i.name,
+                    "score": round(i.score, 4),
+                    "evidence": [mask_numbers(e) for e in i.evidence],
+                }
                 for i in self.intents
             ],
             "signals": [s.to_json() for s in self.signals],
@@ -73,7 +77,7 @@ class Verdict:
         }
         if self.artifacts is not None and self.needs_verification:
             out["supplied_by_email"] = {
-                "accounts": [f"{a.kind} ending {a.last4}" for a in self.artifacts.accounts],
+                "accounts": [account_label(a) for a in self.artifacts.accounts],
                 "phones": self.artifacts.phones,
                 "links": [link.defanged for link in self.artifacts.links[:10]],
                 "note": "supplied by the email: do not use",
@@ -182,7 +186,9 @@ class Detector:
                 keep *= 1.0 - s.weight
             risk = top + (1.0 - top) * (1.0 - keep)
             high = any(s.name in HIGH_SEVERITY for s in signals)
-            severity = "high" if high or risk >= HOLD_RISK else ("medium" if signals else "low")
+            # Severity says how suspicious the sender side looks (the request itself always needs
+            # verification): high-severity signals, other signals, or none.
+            severity = "high" if high else ("medium" if signals else "low")
             action = "hold" if high or (risk >= HOLD_RISK and signals) else "banner"
             banner = BANNERS[intents[0].name]
         else:

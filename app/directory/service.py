@@ -187,7 +187,13 @@ def person_contacts(session: Session, person: Person, received_at: datetime) -> 
         select(Contact).where(Contact.person_id == person.id).order_by(Contact.created_at)
     )
     label = f"{person.name} ({person.role})" if person.role else person.name
-    return [_known(label, c, received_at) for c in rows]
+    out = []
+    for c in rows:
+        known = _known(label, c, received_at)
+        if known.name == person.name:
+            known.name = ""  # the label names them already
+        out.append(known)
+    return out
 
 
 def org_contacts(session: Session, purpose: str, received_at: datetime) -> list[KnownContact]:

@@ -71,6 +71,23 @@ class Artifacts:
         return max(self.amounts, key=lambda m: m.amount, default=None)
 
 
+ACCOUNT_KINDS = {
+    "iban": "IBAN",
+    "account": "account",
+    "routing": "routing number",
+    "sort_code": "sort code",
+    "bsb": "BSB",
+    "swift": "SWIFT/BIC",
+}
+
+
+def account_label(account: BankAccount) -> str:
+    """How an account is shown: its kind, its country where known, and its last four only."""
+    kind = ACCOUNT_KINDS.get(account.kind, account.kind)
+    country = f" ({account.country})" if account.country else ""
+    return f"{kind}{country} ending {account.last4}"
+
+
 def fingerprint(value: str, key: bytes) -> str:
     """Keyed fingerprint of an account number: equal numbers compare equal, nothing leaks."""
     canon = re.sub(r"[^0-9A-Z]", "", value.upper())
@@ -230,9 +247,15 @@ def extract_artifacts(
 
     try:
         matcher = phonenumbers.PhoneNumberMatcher(
-            text, default_region, leniency=phonenumbers.Leniency.VALID, max_tries=200
+            text, default_region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=200
         )
         for pm in matcher:
+            # Valid numbers, and any number written in international form (+44 ...): reserved
+            # or unassigned ranges are exactly what a fraudster may give as a "direct line".
+            if not (
+                phonenumbers.is_valid_number(pm.number) or pm.raw_string.lstrip().startswith("+")
+            ):
+                continue
             formatted = phonenumbers.format_number(pm.number, phonenumbers.PhoneNumberFormat.E164)
             if formatted not in found.phones:
                 found.phones.append(formatted)
@@ -272,8 +295,11 @@ def extract_artifacts(
 
 _MASK_RE = re.compile(
     r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){10,30}\b"  # IBAN-like
-    r"|(?<![\d.,])\d(?:[ \-]?\d){8,22}(?![\d])",  # runs of 9+ digits: accounts, cards
+    r"|(?<![\d.,+])\d(?:[ \-]?\d){8,22}(?![\d])",  # runs of 9+ digits: accounts, cards
 )
+
+
+_PHONE_SPAN = re.compile(r"(\+\d{1,3}[ \-.]?(?:\(\d{1,4}\)[ \-.]?)?\d[\d \-.]{5,16}\d)")
 
 
 def mask_numbers(text: str) -> str:
@@ -286,4 +312,7 @@ def mask_numbers(text: str) -> str:
             return value
         return f"[number ending {compact[-4:]}]"
 
-    return _MASK_RE.sub(hide, text)
+    # Numbers in international phone form stay readable: they are shown as "supplied by the
+    # email: do not use", never as account numbers.
+    parts = _PHONE_SPAN.split(text)
+    return "".join(part if i % 2 else _MASK_RE.sub(hide, part) for i, part in enumerate(parts))

@@ -56,6 +56,25 @@ def _dedupe(contacts: list[KnownContact]) -> list[KnownContact]:
     return out
 
 
+def _imitated_vendor(session: Session, email: Email) -> tuple[Any, str | None]:
+    """The directory vendor whose domain the sender or reply-to domain imitates, if any."""
+    from sqlalchemy import select
+
+    from app.detect.signals import lookalike_of
+    from app.directory.models import Vendor
+
+    domains = [d for row in session.scalars(select(Vendor.domains)) for d in row]
+    if not domains:
+        return None, None
+    for address in (email.sender, email.reply_to):
+        if address is None or not address.domain:
+            continue
+        target = lookalike_of(address.domain, domains)
+        if target:
+            return directory.find_vendor(session, target), target
+    return None, None
+
+
 def build_playbook(
     session: Session,
     *,
@@ -68,6 +87,11 @@ def build_playbook(
     sender = email.sender
     contacts: list[KnownContact] = []
     vendor = directory.find_vendor(session, sender.domain) if sender else None
+    imitated = None
+    if vendor is None:
+        # A look-alike of a vendor's domain (sender or reply-to): the people to call are the
+        # real vendor's, on the numbers on file.
+        vendor, imitated = _imitated_vendor(session, email)
     person = directory.find_person(session, address=sender.address) if sender else None
     if impersonated and person is None:
         person = directory.find_person(session, name=impersonated)
@@ -99,6 +123,11 @@ def build_playbook(
         )
     elif not trusted:
         note = "Every contact on file was added after this email arrived: confirm it independently."
+    if imitated:
+        note = (
+            f"The sender's domain imitates {imitated}: call {vendor.name if vendor else imitated} "
+            "on the number on file, never on details from this email. " + note
+        ).strip()
     return {
         "intent": intent,
         "steps": STEPS.get(intent, []),

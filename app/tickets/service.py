@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -184,9 +184,10 @@ class TicketPage:
     counts: dict[str, int]
 
 
+_CLOSED_LAST = case((Ticket.status.in_(("open", "in_progress")), 0), else_=1)
 SORTS = {
-    "priority": (Ticket.priority.desc(), Ticket.due_at.asc(), Ticket.number.desc()),
-    "due": (Ticket.due_at.asc(), Ticket.number.desc()),
+    "priority": (_CLOSED_LAST, Ticket.priority.desc(), Ticket.due_at.asc(), Ticket.number.desc()),
+    "due": (_CLOSED_LAST, Ticket.due_at.asc(), Ticket.number.desc()),
     "newest": (Ticket.created_at.desc(), Ticket.number.desc()),
 }
 
@@ -206,6 +207,11 @@ def list_tickets(
     """Tickets matching the filters, most urgent first."""
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+    unknown = sorted(set(status or []) - {s.value for s in TicketStatus})
+    if unknown:
+        raise InvalidInput(
+            f"unknown status {', '.join(unknown)}: use {', '.join(s.value for s in TicketStatus)}"
+        )
     conds = []
     if intent:
         conds.append(Ticket.intent == intent)
@@ -307,12 +313,15 @@ def comment_ticket(session: Session, ticket: Ticket, *, text: str, actor: str) -
 
 
 def expire_overdue(session: Session, *, now: datetime | None = None, limit: int = 500) -> int:
-    """Expire active tickets past their SLA; returns how many."""
+    """Expire open tickets past their SLA; returns how many.
+
+    Only tickets nobody has started: one in progress is being worked (it shows as overdue).
+    """
     now = now or utcnow()
     due = list(
         session.scalars(
             select(Ticket)
-            .where(Ticket.status.in_(ACTIVE_STATUSES), Ticket.due_at < now)
+            .where(Ticket.status == TicketStatus.OPEN, Ticket.due_at < now)
             .order_by(Ticket.due_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

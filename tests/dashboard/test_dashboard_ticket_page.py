@@ -54,7 +54,7 @@ def test_evidence_sentences_are_marked_in_the_body_and_account_numbers_stay_mask
     assert "[number ending 5555]" in body
     # The IBAN appears nowhere in full: not in the body, the evidence or the supplied details.
     assert "GB33 BUKB" not in html
-    assert "iban ending 5555" in html.split('id="supplied"')[1]
+    assert "IBAN (GB) ending 5555" in html.split('id="supplied"')[1]
 
 
 def test_links_in_the_email_are_defanged_text_never_anchors(
@@ -123,7 +123,7 @@ def test_supplied_details_are_marked_do_not_use(signed_in: TestClient, ticket_nu
     html = signed_in.get(f"/dashboard/tickets/{ticket_number}").text
     supplied = html.split('id="supplied"')[1].split("</section>")[0]
     assert "Supplied by the email: do not use" in supplied
-    assert "iban ending 5555" in supplied
+    assert "IBAN (GB) ending 5555" in supplied
 
 
 def test_a_second_email_about_the_same_request_shows_in_the_thread(

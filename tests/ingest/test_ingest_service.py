@@ -128,3 +128,51 @@ def test_outbound_mail_teaches_sender_history(
     history = history_of(db, email)
     assert history is not None
     assert history.written_to is True
+
+
+def test_lookalike_vendor_domain_gets_the_real_vendors_contacts_in_its_playbook(
+    db: Session, detector: Detector, bank_change_json: Callable[..., dict[str, Any]]
+) -> None:
+    from app.directory import service as directory
+
+    directory.upsert_vendor(
+        db,
+        name="Acme Supplies",
+        domains=["acme-supplies.com"],
+        contacts=[{"name": "Accounts receivable", "phone": "+44 20 7946 0111"}],
+        key=b"k",
+        actor="test",
+    )
+    email = email_from_json(bank_change_json(**{"from": "Mark <mark@acme-suppiies.com>"}))
+    snapshot = directory.load_snapshot(db)
+    verdict = detector.classify(email, history=history_of(db, email), directory=snapshot)
+    ingest_message(
+        db, source="gw", email=email, verdict=verdict, directory=snapshot, options=OPTIONS
+    )
+    playbook = db.scalars(select(Ticket)).one().playbook
+    phones = [c["phone"] for c in playbook["known_good_contacts"]]
+    assert "+442079460111" in phones
+    assert "imitates acme-supplies.com" in playbook["note"]
+
+
+def test_tickets_in_progress_do_not_expire_but_unanswered_ones_do(
+    db: Session, detector: Detector, bank_change_json: Callable[..., dict[str, Any]]
+) -> None:
+    from datetime import timedelta
+
+    from app.core.db import utcnow
+    from app.tickets.service import expire_overdue, transition_ticket
+
+    _ingest(db, detector, bank_change_json())
+    _ingest(
+        db,
+        detector,
+        bank_change_json(
+            message_id="<other@b.example>", **{"from": "Ann <ann@other-vendor.example>"}
+        ),
+    )
+    first, second = db.scalars(select(Ticket).order_by(Ticket.number)).all()
+    transition_ticket(db, first, to="in_progress", actor="test")
+    assert expire_overdue(db, now=utcnow() + timedelta(days=3)) == 1
+    assert first.status == "in_progress"
+    assert second.status == "expired"
