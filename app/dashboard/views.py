@@ -120,6 +120,8 @@ class QueueRow:
     ticket: Ticket
     sla: str
     sla_state: str
+    reasons: list[str] = field(default_factory=list)
+    """Why the sender side looks suspicious, most serious first (signal titles)."""
 
 
 @dataclass(slots=True)
@@ -150,7 +152,10 @@ class QueuePage:
 def queue_row(ticket: Ticket, now: datetime | None = None) -> QueueRow:
     """A ticket with its time left in words."""
     sla, state = sla_of(ticket, now or utcnow())
-    return QueueRow(ticket=ticket, sla=sla, sla_state=state)
+    names = [str(s.get("name", "")) for s in ticket.signals or []]
+    names.sort(key=lambda n: n not in HIGH_SEVERITY)
+    reasons = [labels.signal_title(n) for n in dict.fromkeys(names)][:3]
+    return QueueRow(ticket=ticket, sla=sla, sla_state=state, reasons=reasons)
 
 
 def sla_of(ticket: Ticket, now: datetime) -> tuple[str, str]:

@@ -189,3 +189,14 @@ def test_claim_from_the_queue_with_htmx_returns_just_the_updated_row(
     assert r.text.lstrip().startswith(f'<tr id="ticket-row-{ticket_number}"')
     assert "<html" not in r.text
     assert '<span class="assigned">You</span>' in r.text
+
+
+def test_queue_row_says_why_the_sender_looks_suspicious(
+    signed_in: TestClient, post_email: Any
+) -> None:
+    from tests.dashboard.helpers import credential_json
+
+    number = post_email(credential_json())["ticket"]["number"]
+    row = row_of(signed_in.get("/dashboard").text, number)
+    assert 'class="reason"' in row
+    assert "look" in row.lower()
