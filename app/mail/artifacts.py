@@ -290,7 +290,35 @@ def extract_artifacts(
             amount *= _MULT.get(mult.lower(), 1)
         currency = _SYMBOLS.get(unit, unit.upper())
         found.amounts.append(Money(amount, currency, match.group(0)[:60]))
+        # "eight 100 GBP cards", "5 x $200": the total is what is at stake.
+        count = _count_before(text, match.start())
+        if count > 1:
+            found.amounts.append(
+                Money(amount * count, currency, f"{count} x {match.group(0)[:50]}")
+            )
     return found
+
+
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_COUNT_WORDS = {w: i for i, w in enumerate(_NUMBER_WORDS.split(" "))} | {
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+}
+_COUNT_BEFORE = re.compile(r"\b(\d{1,3}|[a-z]+)\s*(?:x|×|\*)?\s*(?:of\s+)?$", re.IGNORECASE)
+
+
+def _count_before(text: str, start: int) -> int:
+    """A small count written just before an amount ("eight", "5 x"), else 0."""
+    match = _COUNT_BEFORE.search(text[max(0, start - 20) : start])
+    if not match:
+        return 0
+    word = match.group(1).lower()
+    count = int(word) if word.isdigit() else _COUNT_WORDS.get(word, 0)
+    return count if 1 < count <= 100 else 0
 
 
 _MASK_RE = re.compile(

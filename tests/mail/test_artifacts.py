@@ -194,3 +194,15 @@ def test_five_megabyte_single_line_is_scanned_without_error():
     found = extract_artifacts("A" * 5_000_000, key=KEY)
 
     assert (found.accounts, found.phones, found.links, found.amounts) == ([], [], [], [])
+
+
+def test_a_count_of_cards_gives_the_total_at_stake() -> None:
+    from app.mail.artifacts import extract_artifacts
+
+    def largest(text: str) -> tuple[str, str] | None:
+        money = extract_artifacts(text, key=b"k").largest_amount()
+        return (str(money.amount), money.currency) if money else None
+
+    assert largest("Please buy eight 100 GBP Apple cards today") == ("800", "GBP")
+    assert largest("get 5 x $200 gift cards") == ("1000", "USD")
+    assert largest("Invoice 2024 for $500 is due") == ("500", "USD")
