@@ -301,6 +301,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # lines go through the same JSON handler.
             access_log=False,
             log_config=None,
+            timeout_keep_alive=args.timeout_keep_alive,
         )
     finally:
         if embedded:
@@ -374,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("COUNTERSIGN_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("COUNTERSIGN_PORT", "8000")))
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=75,
+        help="seconds an idle connection stays open (keep it above your load balancer's idle "
+        "timeout, e.g. 60 s on AWS ALB)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="migrate the database to the latest schema")

@@ -28,6 +28,7 @@ from app.detect.engine import SHIPPED_MODEL_DIR, Detector
 from app.detect.model import load_model
 from app.directory.cache import DirectoryCache
 from app.ingest.request import EMAIL_BODY_OPENAPI, parse_request_email, read_body
+from app.mail.parse import email_from_json
 
 log = logging.getLogger("countersign")
 
@@ -49,6 +50,11 @@ def _start_database(app: FastAPI, settings: Settings, fallback: Directory) -> No
             log.error("migration on start failed: %s", type(exc).__name__)
 
 
+_WARM_UP_EMAIL = email_from_json(
+    {"from": "warm-up@countersign.invalid", "subject": "warm-up", "text": "Please confirm."}
+)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the application for these settings."""
 
@@ -62,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
         model = load_model(settings.model_dir or SHIPPED_MODEL_DIR)
         app.state.detector = Detector(model, directory=fallback, fingerprint_key=key)
+        # Warm the scorer (its transposed weights are built on first use) before taking traffic.
+        await run_in_threadpool(app.state.detector.classify, _WARM_UP_EMAIL)
         log.info("model %s loaded", model.version)
         if settings.database:
             await run_in_threadpool(_start_database, app, settings, fallback)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -219,19 +220,22 @@ def record_failure(
         return str(status)
 
 
-def _settle(record: Callable[[], T], *, tries: int = 4) -> T:
-    """Record an attempt's result, riding out a short database outage.
+def _settle(record: Callable[[], T], *, deadline: float) -> T:
+    """Record an attempt's result, riding out a database outage until `deadline` (monotonic).
 
-    Giving up leaves the row leased: it is sent again once the lease ends (at least once).
+    While this worker holds the lease no other worker takes the row, so retrying until just before
+    the lease ends is safe; giving up leaves the row leased and it is sent again once the lease
+    ends (at least once).
     """
-    for attempt in range(tries):
+    delay = 1.0
+    while True:
         try:
             return record()
-        except DBAPIError as exc:
-            if not is_outage(exc) or attempt == tries - 1:
+        except (DBAPIError, PoolTimeout) as exc:
+            if not is_outage(exc) or time.monotonic() + delay >= deadline:
                 raise
-            time.sleep(2**attempt)
-    raise AssertionError("unreachable")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def deliver_one(
@@ -245,6 +249,8 @@ def deliver_one(
     claim = claim_next(sessions, settings=settings, config=config, names=sorted(notifiers))
     if claim is None:
         return False
+    # Settle before the lease runs out, with a margin for the last write itself.
+    deadline = time.monotonic() + max(5.0, config.lease_seconds - 10.0)
     try:
         notifiers[claim.notifier].send(claim.notice)
     except Exception as exc:  # any failure of a notifier is a failed attempt, never a crash
@@ -257,7 +263,8 @@ def deliver_one(
                 worker_id=config.worker_id,
                 max_attempts=settings.notify_max_attempts,
                 config=config,
-            )
+            ),
+            deadline=deadline,
         )
         log.warning(
             "outbox %s via %s: attempt %s failed (%s), now %s",
@@ -268,7 +275,9 @@ def deliver_one(
             status,
         )
         return True
-    if _settle(lambda: record_success(sessions, claim, worker_id=config.worker_id)):
+    if _settle(
+        lambda: record_success(sessions, claim, worker_id=config.worker_id), deadline=deadline
+    ):
         log.info("outbox %s delivered via %s", claim.item_id, claim.notifier)
     else:
         log.warning("outbox %s sent, but its lease had passed to another worker", claim.item_id)

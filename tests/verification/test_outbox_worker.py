@@ -358,3 +358,36 @@ def test_worker_command_line_options() -> None:
 @pytest.mark.parametrize("attempts", [1, 5])
 def test_backoff_never_exceeds_the_cap(attempts: int) -> None:
     assert backoff_delay(attempts, base=1000, cap=10) <= 10
+
+
+def test_settling_rides_out_an_outage_until_just_before_the_lease_ends(monkeypatch: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.verification import worker
+
+    clock = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(worker.time, "sleep", sleep)
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    calls = {"n": 0}
+
+    def record() -> str:
+        calls["n"] += 1
+        if calls["n"] < 6:
+            raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))
+        return "delivered"
+
+    # Five failures over 1+2+4+8+10 s of back-off: still inside a 110 s deadline.
+    assert worker._settle(record, deadline=clock[0] + 110) == "delivered"
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 10.0]
+
+    calls["n"] = 0
+    sleeps.clear()
+    with pytest.raises(OperationalError):
+        worker._settle(record, deadline=clock[0] + 5)
+    assert sum(sleeps) < 5
