@@ -21,9 +21,21 @@ def _clip(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
+# Reply and forward markers in the usual languages: "RE: " must not move a verdict.
+_SUBJECT_PREFIX = re.compile(
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|tr|rv|res|enc|sv|vs|antw|doorst)\s*(?:\[\d+\])?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+def bare_subject(subject: str) -> str:
+    """The subject without its reply/forward prefixes."""
+    return _SUBJECT_PREFIX.sub("", subject)
+
+
 def model_inputs(email: Email) -> tuple[str, str]:
     """(main, quoted) texts for the model: subject + newest message, and the quoted history."""
-    main = normalize(_clip(email.subject + "\n" + email.newest))
+    main = normalize(_clip(bare_subject(email.subject) + "\n" + email.newest))
     quoted = normalize(email.quoted[:QUOTED_CHARS]) if email.quoted else ""
     return main, quoted
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -340,3 +341,15 @@ def test_batch_classification_matches_one_at_a_time(
     single = [detector.classify(e).to_json() for e in emails]
 
     assert batch == single
+
+
+def test_reply_and_forward_prefixes_do_not_move_the_scores(
+    detector: Detector, bank_change_json: Callable[..., dict[str, Any]]
+) -> None:
+    from app.mail.parse import email_from_json
+
+    plain = detector.classify(email_from_json(bank_change_json()))
+    for prefix in ("RE: ", "Fwd: ", "AW: WG: ", "Re[2]: "):
+        subject = prefix + bank_change_json()["subject"]
+        replied = detector.classify(email_from_json(bank_change_json(subject=subject)))
+        assert replied.scores == plain.scores, prefix
