@@ -242,9 +242,12 @@ def create_app(settings: Settings) -> FastAPI:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original_openapi()
-        schema.setdefault("components", {}).setdefault("schemas", {})["EmailIn"] = (
-            EmailIn.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        email_schema = EmailIn.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
         )
+        components.update(email_schema.pop("$defs", {}))
+        components["EmailIn"] = email_schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

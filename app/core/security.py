@@ -41,7 +41,7 @@ def verify_signature(
     """
     if not secrets_for_source:
         raise Unauthorized("unknown webhook source")
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    if not timestamp or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Unauthorized("missing or malformed X-Countersign-Timestamp")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > tolerance:

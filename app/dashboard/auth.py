@@ -17,6 +17,13 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 
 from app.core.deps import DbSession
+from app.core.ratelimit import (
+    SIGN_IN_PER_ACCOUNT,
+    SIGN_IN_PER_CLIENT,
+    account_key,
+    client_key,
+    rate_limits_of,
+)
 from app.dashboard.csrf import issue_token, token_matches
 from app.dashboard.exceptions import CsrfFailed, Forbidden, LoginRequired
 from app.dashboard.web import LOGIN_PATH, dashboard_router, redirect, render, safe_next
@@ -32,6 +39,7 @@ SIGN_IN_FAILED = (
     "Wrong user name or password, or the account is locked after too many attempts. "
     "Try again, or ask an admin."
 )
+SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait {seconds} seconds and try again."
 
 
 @dataclass(slots=True)
@@ -177,6 +185,20 @@ def login(
     """Check the password; on success start a session and go on, else the same generic error."""
     check_same_origin(request)
     next_url = safe_next(next)
+    # Counted before the form check and the password hash; a successful sign-in is refunded.
+    limits = rate_limits_of(request.app)
+    throttle = ((SIGN_IN_PER_CLIENT, client_key(request)), (SIGN_IN_PER_ACCOUNT, account_key(name)))
+    decision = limits.hit(*throttle)
+    if not decision.allowed:
+        response = _login_page(
+            request,
+            next_url=next_url,
+            error=SIGN_IN_THROTTLED.format(seconds=decision.retry_after),
+            name=name[:120],
+            status_code=429,
+        )
+        response.headers.update(decision.headers)
+        return response
     secret = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not secret or not token_matches(secret, csrf_token):
         raise CsrfFailed("the sign-in form has expired: reload the page and try again")
@@ -186,6 +208,7 @@ def login(
         return _login_page(
             request, next_url=next_url, error=SIGN_IN_FAILED, name=name[:120], status_code=401
         )
+    limits.refund(*throttle)
     users.end_session(session, token=request.cookies.get(SESSION_COOKIE))
     token, _ = users.start_session(session, user=user)
     response = redirect(next_url)

@@ -317,6 +317,18 @@ def _part_payload(part: email.message.Message, defects: list[str]) -> bytes:
     return b""
 
 
+def _encoded_size(part: email.message.Message, defects: list[str]) -> int | None:
+    """About the decoded size of a part, from its encoded payload (None when unreadable)."""
+    try:
+        payload = part.get_payload()
+    except (TypeError, ValueError):
+        # An 8-bit payload is decoded with the charset parameter, which a hostile header makes an
+        # RFC 2231 tuple or an unsortable continuation: the stdlib raises TypeError.
+        defects.append("malformed MIME parameters")
+        return None
+    return len(payload) * 3 // 4 if isinstance(payload, str) else None
+
+
 def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
     """Parse a raw RFC 5322 message. Broken structure is tolerated; no sender at all is an error."""
     if len(raw) > MAX_RAW_BYTES:
@@ -354,23 +366,31 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
     for part, _depth, embedded in _walk(msg):
         if part.is_multipart():
             continue
-        ctype = part.get_content_type()
+        # Control characters and folding whitespace of a hostile Content-Type must not reach storage
+        # (Postgres refuses NUL in JSONB) or the dashboard.
+        ctype = _clean("".join(part.get_content_type().split()), 255)
         # str(): a header holding raw 8-bit bytes comes back as a Header object, not a str.
         disposition = str(part.get("Content-Disposition") or "").lower()
-        filename = (
-            decode_header_value(part.get_filename())
-            if part.get_param("name") or ("filename" in disposition)
-            else ""
-        )
+        try:
+            filename = (
+                decode_header_value(part.get_filename())
+                if part.get_param("name") or ("filename" in disposition)
+                else ""
+            )
+            charset = part.get_content_charset()
+        except (TypeError, ValueError):
+            # RFC 2231 parameters mixing `p*0=` with `p*=` make the stdlib's decode_params sort
+            # None against int: read the part without its parameters.
+            defects.append("malformed MIME parameters")
+            filename, charset = "", None
         is_attachment = "attachment" in disposition or bool(filename)
         if is_attachment or not ctype.startswith("text/"):
             if len(attachments) < MAX_ATTACHMENTS and (filename or ctype != "text/plain"):
-                payload = part.get_payload()
-                size = len(payload) * 3 // 4 if isinstance(payload, str) else None
+                size = _encoded_size(part, defects)
                 attachments.append(Attachment(filename[:255], ctype[:255], size))
             continue
         data = _part_payload(part, defects)
-        text = _decode_bytes(data, part.get_content_charset(), defects)
+        text = _decode_bytes(data, charset, defects)
         if embedded:
             plain.append("\n---------- Forwarded message ---------\n" + text)
         elif ctype == "text/html":

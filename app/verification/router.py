@@ -16,6 +16,13 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from app.core.deps import DbSession
+from app.core.ratelimit import (
+    VERIFY_PER_CLIENT,
+    VERIFY_POST_PER_LINK,
+    client_key,
+    rate_limits_of,
+    token_key,
+)
 from app.verification import service
 from app.verification.schemas import NotifyIn, NotifyResult, OutboxItemRead, OutboxList
 from app.verification.tokens import TokenUnavailable, form_check, form_check_ok
@@ -173,14 +180,33 @@ def cross_site(request: Request, public_url: str) -> bool:
     return False
 
 
+def throttled(request: Request, *, token: str | None = None) -> HTMLResponse | None:
+    """A 429 page with Retry-After when this client (or, on a POST, this link) is over its limit."""
+    checks: list[tuple[str, str | None]] = [(VERIFY_PER_CLIENT, client_key(request))]
+    if token is not None:
+        checks.append((VERIFY_POST_PER_LINK, token_key(token)))
+    decision = rate_limits_of(request.app).hit(*checks)
+    if decision.allowed:
+        return None
+    response = refused(
+        429,
+        "Too many requests",
+        f"Wait {decision.retry_after} seconds, then open the link from your notice again.",
+    )
+    response.headers.update(decision.headers)
+    return response
+
+
 def _public_url(request: Request) -> str:
     settings = getattr(request.app.state, "settings", None)
     return str(getattr(settings, "public_url", "") or "")
 
 
 @router.get("/verify/{token}", response_class=HTMLResponse)
-def show_verification(token: str, session: DbSession) -> HTMLResponse:
+def show_verification(token: str, request: Request, session: DbSession) -> HTMLResponse:
     """The request to verify and the outcome form; changes nothing (mail scanners prefetch)."""
+    if (limited := throttled(request)) is not None:
+        return limited
     view = service.view_verification(session, token=token)
     if view is None:
         return gone()
@@ -195,6 +221,8 @@ def record_verification(
     posted: Annotated[PostedForm, Depends(read_form)],
 ) -> HTMLResponse:
     """Record the verifier's outcome; the token is used up by the first valid submission."""
+    if (limited := throttled(request, token=token)) is not None:
+        return limited
     if posted.problem is not None:
         status_code, message = posted.problem
         return refused(status_code, "The form was not accepted", message)
