@@ -6,6 +6,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,6 +267,10 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP API (migrating the database first; embedded Postgres without DATABASE_URL)."""
     import uvicorn
@@ -289,6 +294,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
         engine.dispose()
         print(f"database ready: {engine.url.render_as_string(hide_password=True)}", file=sys.stderr)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler that becomes a
+    # normal exit, so the `finally` below still stops the embedded Postgres.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "app.main:app_from_env",
