@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from app.core.config import Settings
 from app.core.deps import DbSession
 from app.core.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from app.core.http import read_body, refuse_declared_oversize
 from app.core.models import AuditLog
 from app.directory import service
 from app.directory.schemas import (
@@ -124,7 +125,7 @@ async def import_directory(request: Request, session: DbSession) -> ImportResult
     if ctype == "multipart/form-data":
         name, content = await _uploaded_file(request, limit)
     elif ctype in IMPORT_TYPES:
-        name, content = "body" + IMPORT_TYPES[ctype], await _read_body(request, limit)
+        name, content = "body" + IMPORT_TYPES[ctype], await read_body(request, limit)
     else:
         raise UnsupportedMediaType(
             f"unsupported content type {ctype!r}: send JSON, YAML or CSV, or upload a file"
@@ -137,25 +138,9 @@ async def import_directory(request: Request, session: DbSession) -> ImportResult
     return ImportResult.of(counts)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _uploaded_file(request: Request, limit: int) -> tuple[str, bytes]:
     """The file of a multipart upload (field `file`), refusing more than `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    refuse_declared_oversize(request, limit)
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

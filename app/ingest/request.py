@@ -1,30 +1,14 @@
-"""Reading email request bodies: size limits and content types (JSON or raw MIME)."""
+"""Email request bodies: JSON or raw MIME (read with the size limit of app.core.http)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from fastapi import Request
-
-from app.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from app.core.errors import InvalidInput, UnsupportedMediaType
+from app.core.http import read_body
 from app.mail.parse import email_from_json, email_from_mime
 from app.mail.schemas import Email
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_request_email(body: bytes, content_type: str) -> Email:
@@ -53,3 +37,6 @@ EMAIL_BODY_OPENAPI: dict[str, Any] = {
         }
     }
 }
+
+
+__all__ = ["EMAIL_BODY_OPENAPI", "parse_request_email", "read_body"]
