@@ -19,7 +19,6 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -339,15 +338,6 @@ def rechain(session: Session, ticket_id: uuid.UUID) -> None:
     for e in session.scalars(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.seq)
     ):
-        fields: dict[str, Any] = {
-            "at": e.at.isoformat(),
-            "actor": e.actor,
-            "kind": e.kind,
-            "from": e.from_status,
-            "to": e.to_status,
-            "reason": e.reason,
-            "data": e.data or {},
-        }
         e.prev_hash = prev
-        e.hash = tickets._event_hash(prev, ticket_id, e.seq, fields)
+        e.hash = tickets.event_hash(e, prev)
         prev = e.hash

@@ -58,9 +58,21 @@ OUTCOMES = ("false_positive",)
 # --- events -------------------------------------------------------------------------------------
 
 
-def _event_hash(prev_hash: str, ticket_id: uuid.UUID, seq: int, fields: dict[str, Any]) -> str:
+def event_hash(event: TicketEvent, prev_hash: str) -> str:
+    """The hash an event must carry when it follows `prev_hash` in its ticket's chain."""
     body = json.dumps(
-        {"prev": prev_hash, "ticket": str(ticket_id), "seq": seq, **fields},
+        {
+            "prev": prev_hash,
+            "ticket": str(event.ticket_id),
+            "seq": event.seq,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "kind": event.kind,
+            "from": event.from_status,
+            "to": event.to_status,
+            "reason": event.reason,
+            "data": event.data or {},
+        },
         sort_keys=True,
         default=str,
         separators=(",", ":"),
@@ -89,15 +101,6 @@ def add_event(
     ).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at = at or utcnow()
-    fields = {
-        "at": at.isoformat(),
-        "actor": actor,
-        "kind": kind,
-        "from": from_status,
-        "to": to_status,
-        "reason": reason,
-        "data": data or {},
-    }
     event = TicketEvent(
         ticket_id=ticket.id,
         seq=seq,
@@ -109,8 +112,8 @@ def add_event(
         reason=reason,
         data=data or {},
         prev_hash=prev,
-        hash=_event_hash(prev, ticket.id, seq, fields),
     )
+    event.hash = event_hash(event, prev)
     session.add(event)
     ticket.updated_at = at
     session.flush()
@@ -124,20 +127,7 @@ def verify_chain(session: Session, ticket_id: uuid.UUID) -> tuple[bool, int | No
         select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.seq)
     )
     for expected_seq, e in enumerate(events, 1):
-        fields = {
-            "at": e.at.isoformat(),
-            "actor": e.actor,
-            "kind": e.kind,
-            "from": e.from_status,
-            "to": e.to_status,
-            "reason": e.reason,
-            "data": e.data or {},
-        }
-        if (
-            e.seq != expected_seq
-            or e.prev_hash != prev
-            or _event_hash(prev, ticket_id, e.seq, fields) != e.hash
-        ):
+        if e.seq != expected_seq or e.prev_hash != prev or event_hash(e, prev) != e.hash:
             return False, e.seq
         prev = e.hash
     return True, None
