@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, text, update
+from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,6 @@ SLA_HOURS: dict[str, float] = {
     "gift_card": 4,
     "data_request": 24,
 }
-OUTCOMES = ("false_positive",)
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -553,8 +552,3 @@ def summary_for(
     who = f" from {counterparty_name}" if counterparty_name else ""
     money = f" ({currency or ''} {amount:,.2f})".replace("( ", "(") if amount else ""
     return f"Confirm {what}{who}{money} on a known-good channel."
-
-
-def touch(session: Session, ticket_id: uuid.UUID) -> None:
-    """Bump a ticket's updated_at (a message attached)."""
-    session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=utcnow()))
