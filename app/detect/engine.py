@@ -14,7 +14,13 @@ from app.detect.intents import BANNERS
 from app.detect.model import IntentModel, load_model
 from app.detect.normalize import normalize
 from app.detect.signals import HIGH_SEVERITY, SenderHistory, Signal, evaluate_signals
-from app.mail.artifacts import Artifacts, account_label, extract_artifacts, mask_numbers
+from app.mail.artifacts import (
+    Artifacts,
+    account_label,
+    extract_artifacts,
+    load_suffix_list,
+    mask_numbers,
+)
 from app.mail.html import html_links_of
 from app.mail.schemas import Email
 
@@ -110,6 +116,13 @@ class Detector:
     def from_dir(cls, model_dir: Path | None = None, **kwargs: Any) -> Detector:
         """A detector over a model directory (default: the model shipped with the package)."""
         return cls(load_model(model_dir or SHIPPED_MODEL_DIR), **kwargs)
+
+    def warm_up(self) -> None:
+        """Build now what classifying builds on first use (the model's scorer, the public-suffix
+        list): before forking workers, so that they share one copy instead of each building its
+        own."""
+        self.model.warm_up()
+        load_suffix_list()
 
     @property
     def model_version(self) -> str:

@@ -11,9 +11,13 @@ import json
 import platform
 import re
 import zipfile
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import version as dist_version
+from itertools import repeat
+from operator import ne
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +97,7 @@ def build_vectorizers() -> dict[str, TfidfVectorizer]:
 
 
 CHAR_CACHE_WORDS = 100_000
+_CACHED_INT = np.dtype(f"=i{array('i').itemsize}")  # how `array("i")` stores the cached columns
 CHAR_HEAD = 1_500
 CHAR_TAIL = 500
 
@@ -106,13 +111,18 @@ def char_view(main: str) -> str:
 
 @dataclass(slots=True)
 class IntentModel:
-    """Multi-label linear model over TF-IDF features with Platt-calibrated scores per intent."""
+    """Multi-label linear model over TF-IDF features with stacked, calibrated scores per intent."""
 
     vocab: dict[str, tuple[dict[str, int], np.ndarray]]
     """Per block: the fitted vocabulary (term -> column) and its IDF weights."""
     coef: np.ndarray  # (n_intents, n_features)
     intercept: np.ndarray  # (n_intents,)
-    platt: np.ndarray  # (n_intents, 2): p = sigmoid(a * decision + b)
+    calibration: np.ndarray
+    """(n_intents, n_intents + 1): p_j = sigmoid(decision @ cal[j, :-1] + cal[j, -1]).
+
+    Each intent's probability is a logistic regression over the raw scores of every intent (a
+    stacked calibration fitted on out-of-fold scores), so an email that reads half like a payment
+    change and half like an urgent transfer is not lost between the two."""
     thresholds: np.ndarray  # (n_intents,)
     intents: tuple[str, ...] = INTENTS
     version: str = "untrained"
@@ -162,7 +172,8 @@ class IntentModel:
 
     def calibrate(self, decision: np.ndarray) -> np.ndarray:
         """Calibrated probabilities from raw scores."""
-        z = decision * self.platt[:, 0] + self.platt[:, 1]
+        k = len(self.intents)
+        z = decision @ self.calibration[:, :k].T + self.calibration[:, k]
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
     def predict_proba(self, mains: list[str], quoteds: list[str]) -> np.ndarray:
@@ -172,6 +183,10 @@ class IntentModel:
         scorer = self._lean()
         decision = np.stack([scorer.decision(m, q) for m, q in zip(mains, quoteds, strict=True)])
         return self.calibrate(decision)
+
+    def warm_up(self) -> None:
+        """Build the classify-time scorer now rather than on first use."""
+        self._lean()
 
     def _lean(self) -> LeanScorer:
         if self._scorer is None:
@@ -202,7 +217,7 @@ class IntentModel:
             "vocab": vocab,
             "coef": self.coef,
             "intercept": self.intercept,
-            "platt": self.platt,
+            "calibration": self.calibration,
             "thresholds": self.thresholds,
             "intents": list(self.intents),
         }
@@ -214,7 +229,7 @@ class IntentModel:
             terms, idf = self.vocab[name]
             digest.update(json.dumps(sorted((k, int(v)) for k, v in terms.items())).encode())
             digest.update(np.ascontiguousarray(idf, dtype=np.float32).tobytes())
-        for arr in (self.coef, self.intercept, self.platt, self.thresholds):
+        for arr in (self.coef, self.intercept, self.calibration, self.thresholds):
             digest.update(np.ascontiguousarray(np.round(arr.astype(np.float64), 10)).tobytes())
         return digest.hexdigest()
 
@@ -231,10 +246,40 @@ def _word_analyzer(settings: dict[str, Any]) -> Any:
         grams = list(tokens) if lo == 1 else []
         count = len(tokens)
         for n in range(max(lo, 2), min(hi, count) + 1):
-            grams.extend(" ".join(tokens[i : i + n]) for i in range(count - n + 1))
+            # " ".join(tokens[i : i + n]) for every i, without slicing the list each time.
+            grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
         return grams
 
     return analyze
+
+
+def _first_seen_counts(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of `cols` in order of first appearance, and how often each appears:
+    `Counter(cols)`'s keys and values, computed by sorting instead of hashing.
+
+    Each value is sorted together with its position (value in the high 32 bits, position in the
+    low ones), so a value's first entry holds its first position; sorting those first positions
+    (in the high bits now, the value's rank below) gives the order of first appearance.
+    """
+    n = cols.size
+    key = cols.astype(np.uint64)
+    key <<= _HALF
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    values = key >> _HALF
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    first = key[starts] & _LOW
+    first <<= _HALF
+    first |= np.arange(starts.size, dtype=np.uint64)
+    first.sort()
+    rank = (first & _LOW).astype(np.intp)
+    counts = np.diff(starts, append=n)
+    return values[starts][rank].astype(np.intp), counts[rank].astype(np.float64)
+
+
+_HIT = partial(ne, -1)  # a vocabulary lookup that found a column (see `vocab.get(term, -1)`)
+_HALF = np.uint64(32)
+_LOW = np.uint64(0xFFFFFFFF)
 
 
 class LeanScorer:
@@ -244,12 +289,16 @@ class LeanScorer:
     L2-normalised per block, block weights, dot product with the coefficients), but with the
     fitted vocabularies and a transposed coefficient matrix, which avoids scikit-learn's
     per-call overhead: a single email costs a fraction of a batch-of-one `transform`.
+
+    Each block's terms are put in the order in which they first appear in the text (the order of
+    a `Counter`), so that the sums are formed in the same order every time.
     """
 
     def __init__(self, model: IntentModel) -> None:
-        self.coef_t = np.ascontiguousarray(model.coef.T, dtype=np.float64)  # (n_features, k)
+        coef_t = np.ascontiguousarray(model.coef.T, dtype=np.float64)  # (n_features, k)
+        self.coef_t = coef_t
         self.intercept = np.asarray(model.intercept, dtype=np.float64)
-        self._char_cache: dict[str, tuple[int, ...]] = {}
+        self._char_cache: dict[str, bytes] = {}
         self.char_range = VECTORIZER_SETTINGS["char"]["ngram_range"]
         self.blocks = []
         offset = 0
@@ -261,58 +310,61 @@ class LeanScorer:
                     _word_analyzer(VECTORIZER_SETTINGS[name]),
                     terms,
                     np.asarray(idf, dtype=np.float64),
-                    offset,
+                    coef_t[offset : offset + len(terms)],  # this block's rows (a view)
                     BLOCK_WEIGHTS[name],
                 )
             )
             offset += len(terms)
 
-    def _char_counts(self, text: str, vocab: dict[str, int]) -> Counter[int]:
-        # scikit-learn's char_wb analyzer, word by word: lower-case, split on whitespace, pad each
-        # word with spaces and take its n-grams. A word's n-grams never change, so the vocabulary
-        # columns they hit are cached per word (most words repeat within and across emails).
-        cache = self._char_cache
+    def _word_char_cols(self, word: str, vocab: dict[str, int]) -> bytes:
+        # scikit-learn's char_wb n-grams of one word: padded with spaces, every n-gram of each
+        # size in turn, up to the padded word itself when that is shorter than the largest size.
+        # The vocabulary columns they hit, as the bytes of a C int array, cached per word: most
+        # words repeat within and across emails.
         lo, hi = self.char_range
-        cols: list[int] = []
-        for word in text.lower().split():
-            hit = cache.get(word)
-            if hit is None:
-                padded = " " + word + " "
-                size = len(padded)
-                found = []
-                for n in range(lo, hi + 1):
-                    if size <= n:
-                        j = vocab.get(padded)
-                        if j is not None:
-                            found.append(j)
-                        break
-                    for start in range(size - n + 1):
-                        j = vocab.get(padded[start : start + n])
-                        if j is not None:
-                            found.append(j)
-                hit = tuple(found)
-                if len(cache) < CHAR_CACHE_WORDS:
-                    cache[word] = hit
-            cols.extend(hit)
-        return Counter(cols)
+        padded = " " + word + " "
+        size = len(padded)
+        grams = [
+            padded[i : i + n] for n in range(lo, min(hi, size) + 1) for i in range(size - n + 1)
+        ]
+        found = filter(_HIT, map(vocab.get, grams, repeat(-1)))
+        hit = array("i", found).tobytes()
+        if len(self._char_cache) < CHAR_CACHE_WORDS:
+            self._char_cache[word] = hit
+        return hit
+
+    def _char_counts(self, text: str, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        # scikit-learn's char_wb analyzer, word by word: lower-case, split on whitespace, and the
+        # n-grams of each word; then each column's count, in order of first appearance.
+        words = text.lower().split()
+        hits = list(map(self._char_cache.get, words))
+        try:
+            joined = b"".join(hits)  # type: ignore[arg-type]
+        except TypeError:  # words met for the first time (None in `hits`)
+            joined = b"".join(
+                hit if hit is not None else self._word_char_cols(word, vocab)
+                for word, hit in zip(words, hits, strict=True)
+            )
+        cols = np.frombuffer(joined, dtype=_CACHED_INT)
+        if not cols.size:
+            return cols, np.zeros(0)
+        return _first_seen_counts(cols)
 
     def decision(self, main: str, quoted: str) -> np.ndarray:
         """Raw linear scores of one (main, quoted) text pair."""
         out = self.intercept.copy()
         texts = {"word": main, "char": char_view(main), "quoted": quoted, "ask": ask_text(main)}
-        for name, analyze, vocab, idf, offset, weight in self.blocks:
+        for name, analyze, vocab, idf, coef_t, weight in self.blocks:
             if name == "char":
-                counted = self._char_counts(texts[name], vocab)
-                if not counted:
+                cols, tf = self._char_counts(texts[name], vocab)
+                if not cols.size:
                     continue
-                cols = np.fromiter(counted.keys(), dtype=np.int64, count=len(counted))
-                tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
             else:
                 terms = Counter(analyze(texts[name]))
                 if not terms:
                     continue
                 found = np.fromiter(
-                    (vocab.get(t, -1) for t in terms), dtype=np.int64, count=len(terms)
+                    map(vocab.get, terms, repeat(-1)), dtype=np.int64, count=len(terms)
                 )
                 keep = found >= 0
                 if not keep.any():
@@ -323,7 +375,7 @@ class LeanScorer:
             norm = float(np.sqrt(values @ values))
             if norm == 0.0:
                 continue
-            out += (values * (weight / norm)) @ self.coef_t[cols + offset]
+            out += (values * (weight / norm)) @ coef_t[cols]
         return out
 
 
@@ -347,6 +399,7 @@ def feature_spec() -> str:
     ]
     head = (
         f"quoted_weight={QUOTED_WEIGHT};ask_weight={ASK_WEIGHT};char_view={CHAR_HEAD}+{CHAR_TAIL};"
+        "calibration=stacked;"
     )
     return head + ";".join(parts)
 
@@ -358,7 +411,7 @@ def _restore_vocab(vocab: dict[str, Any]) -> dict[str, tuple[dict[str, int], np.
             np.asarray(vocab[name]["terms"], dtype=np.uint8).tobytes().decode("utf-8").split("\x00")
         )
         out[name] = (
-            {t: i for i, t in enumerate(terms)},
+            dict(zip(terms, range(len(terms)), strict=True)),
             np.asarray(vocab[name]["idf"], dtype=np.float64),
         )
     return out
@@ -448,7 +501,7 @@ def load_model(directory: Path) -> IntentModel:
         vocab=_restore_vocab(state["vocab"]),
         coef=np.asarray(state["coef"], dtype=np.float32),
         intercept=np.asarray(state["intercept"], dtype=np.float64),
-        platt=np.asarray(state["platt"], dtype=np.float64),
+        calibration=np.asarray(state["calibration"], dtype=np.float64),
         thresholds=np.asarray(state["thresholds"], dtype=np.float64),
         intents=tuple(state["intents"]),
         version=str(manifest.get("model_version", "unknown")),

@@ -110,12 +110,26 @@ _LEET_WORD = re.compile(
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){3,}[a-z]\b")
 _REPEAT = re.compile(r"([a-z])\1{2,}")
 _PUNCT_RUN = re.compile(r"([!?.,\-=_*~#])\1+")
-_WS = re.compile(r"[ \t\r\f\v]+")
+# Runs of horizontal whitespace become one space. Written so that a single space (most of them)
+# is not a match at all, and to start with the whitespace itself, which lets the regex engine skip
+# ahead to it: the same result as substituting r"[ \t\r\f\v]+".
+_WS = re.compile(r"[ \t\r\f\v](?:[ \t\r\f\v]+|(?<=[\t\r\f\v]))")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+# Words that make a link about signing in or an account. Only such links reach the model (as
+# "zzloginurl"): that a message holds links at all says nothing about its intent (mailing lists,
+# newsletters and shared articles are full of them), and a bare-link placeholder taught the model
+# that any short message with a link is phishing.
+_LOGIN_URL = re.compile(
+    r"log-?in|sign-?in|signon|verif|account|secure|auth|passw|update|confirm|validat|webmail|owa|"
+    r"sso|wallet|unlock|activat|suspend|billing|recover|unusual|session|credential|token"
+)
 _EMAIL = re.compile(r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
 # Standalone numbers only: "2fa", "b2b" and "w-2" keep their digits.
-_NUMBER = re.compile(r"(?<![a-z])\d[\d,.\-/ ]*\d(?![a-z])|(?<![a-z\-])\d(?![a-z])")
+# Written to start with the digit (the conditions on the character before it follow it), which
+# lets the regex engine skip ahead to digits: the same matches as
+# r"(?<![a-z])\d[\d,.\-/ ]*\d(?![a-z])|(?<![a-z\-])\d(?![a-z])".
+_NUMBER = re.compile(r"\d(?:(?<![a-z]\d)[\d,.\-/ ]*\d(?![a-z])|(?<![a-z\-]\d)(?![a-z]))")
 
 
 def _deleet(match: re.Match[str]) -> str:
@@ -127,6 +141,22 @@ def _deleet(match: re.Match[str]) -> str:
     return word.translate(_LEET)
 
 
+class _CombiningMarks(dict[int, int | None]):
+    """A `str.translate` table that deletes combining marks (accents after NFKD), filled in as
+    characters are met: the same as dropping every c with `unicodedata.combining(c)`, without a
+    Python-level loop over the characters."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.combining(chr(code)) else code
+        if len(self) < _MAX_REMEMBERED:  # hostile text must not grow the table without bound
+            self[code] = kept
+        return kept
+
+
+_MAX_REMEMBERED = 20_000
+_NOT_COMBINING = _CombiningMarks()
+
+
 def fold_chars(text: str) -> str:
     """Unicode-level folding: NFKC, zero-width removal, confusables, accents, case."""
     if text.isascii():
@@ -136,16 +166,21 @@ def fold_chars(text: str) -> str:
     # Case-fold first: the confusables table is lower-case, and "УОUR" must fold like "уоur".
     text = text.casefold().translate(_CONFUSABLES)
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.translate(_NOT_COMBINING)
     return text.casefold()
+
+
+def _url_placeholder(match: re.Match[str]) -> str:
+    return " zzloginurl " if _LOGIN_URL.search(match.group(0)) else " "
 
 
 def normalize(text: str) -> str:
     """The form the model sees: folded characters, de-obfuscated words, placeholders for URLs,
     addresses and numbers, squeezed repetition and whitespace."""
     text = fold_chars(text)
-    text = _URL.sub(" zzurl ", text)
-    text = _EMAIL.sub(" zzemail ", text)
+    text = _URL.sub(_url_placeholder, text)
+    if "@" in text:  # every address has one
+        text = _EMAIL.sub(" zzemail ", text)
     text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
     text = _LEET_WORD.sub(_deleet, text)
     text = _NUMBER.sub(" zznum ", text)

@@ -17,8 +17,9 @@ from app.detect.features import ask_text, model_inputs
 from app.detect.intents import INTENTS
 from app.detect.model import IntentModel, build_vectorizers, char_view
 
-DEFAULT_FPR_BUDGET = 0.005
-C_VALUE = 8.0
+DEFAULT_FPR_BUDGET = 0.01
+C_VALUE = 16.0
+STACK_C = 1.0
 FOLDS = 5
 THRESHOLD_FLOOR = 0.15
 
@@ -108,7 +109,7 @@ def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
         vectorizers,
         coef=np.zeros((k, 0), dtype=np.float32),
         intercept=np.zeros(k),
-        platt=np.tile([1.0, 0.0], (k, 1)),
+        calibration=np.hstack([np.eye(k), np.zeros((k, 1))]),
         thresholds=np.full(k, 0.5),
     )
     features = model.features(mains, quoteds)
@@ -125,16 +126,33 @@ def _fit(mains: list[str], quoteds: list[str], y: np.ndarray) -> IntentModel:
     return model
 
 
-def _platt(decision: np.ndarray, y: np.ndarray) -> np.ndarray:
-    params = []
-    for j in range(y.shape[1]):
+def _stack(decision: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The stacked calibration: per intent, a logistic regression over every intent's raw score.
+
+    Returns (k, k + 1) weights and intercepts (see IntentModel.calibration).
+    """
+    k = y.shape[1]
+    params = np.zeros((k, k + 1))
+    for j in range(k):
         if y[:, j].min() == y[:, j].max():
-            params.append([1.0, 0.0])
+            params[j, j] = 1.0
             continue
-        lr = LogisticRegression(C=100.0, solver="lbfgs")
-        lr.fit(decision[:, [j]], y[:, j])
-        params.append([float(lr.coef_[0, 0]), float(lr.intercept_[0])])
-    return np.asarray(params)
+        lr = LogisticRegression(C=STACK_C, solver="lbfgs", max_iter=5_000)
+        lr.fit(decision, y[:, j])
+        params[j, :k] = lr.coef_[0]
+        params[j, k] = lr.intercept_[0]
+    return params
+
+
+def _stacked_oof(decision: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Out-of-fold calibrated scores: the stacked calibration fitted without each fold."""
+    out = np.zeros_like(decision)
+    k = y.shape[1]
+    for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(decision, y[:, 0], groups):
+        params = _stack(decision[fit_idx], y[fit_idx])
+        z = decision[held_idx] @ params[:, :k].T + params[:, k]
+        out[held_idx] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+    return out
 
 
 def choose_thresholds(
@@ -213,7 +231,8 @@ def train_model(
     say("final fit")
     mains, quoteds, origin = prepared.select(np.arange(len(train)), augment=True)
     model = _fit(mains, quoteds, y[origin])
-    model.platt = _platt(oof, y)
-    calibrated = model.calibrate(oof)
+    model.calibration = _stack(oof, y)
+    # Thresholds come from scores the calibration did not see either (nested out-of-fold).
+    calibrated = _stacked_oof(oof, y, groups)
     model.thresholds = choose_thresholds(calibrated, y, benign, budget)
     return TrainResult(model=model, oof_scores=calibrated, budget=budget)

@@ -12,11 +12,15 @@ import hmac
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
-import phonenumbers
 import tldextract
-from schwifty import BIC, IBAN
-from schwifty.exceptions import SchwiftyException
+
+if TYPE_CHECKING:
+    from schwifty import IBAN
+
+# phonenumbers and schwifty are imported by `extract_artifacts`, which only runs for risky emails:
+# most runs of `countersign classify` never need them.
 
 MAX_SCAN_CHARS = 200_000
 MAX_ITEMS = 50
@@ -143,6 +147,12 @@ def _tld() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+def load_suffix_list() -> None:
+    """Read the public-suffix list now rather than on the first lookup (before forking workers,
+    so that they share it)."""
+    _tld()("example.com")
+
+
 @functools.lru_cache(maxsize=16384)
 def registered_domain(host_or_url: str) -> str:
     """The registrable domain (example.co.uk) of a host or URL; the host itself for IPs."""
@@ -180,6 +190,9 @@ def _valid_iban(candidate: str) -> IBAN | None:
     The pattern also takes in a following upper-case word ("... 7654 32 ASAP", "... BIC NWBKGB2L"),
     so shorter group prefixes are tried too.
     """
+    from schwifty import IBAN
+    from schwifty.exceptions import SchwiftyException
+
     groups = re.split(r"[ \-]", candidate)
     for end in range(len(groups), 0, -1):
         compact = "".join(groups[:end])
@@ -206,6 +219,10 @@ def extract_artifacts(
     default_region: str = "US",
 ) -> Artifacts:
     """Find bank details, phone numbers, links and amounts in `text` (bounded work)."""
+    import phonenumbers
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
     text = text[:MAX_SCAN_CHARS]
     found = Artifacts()
     seen: set[str] = set()

@@ -35,6 +35,7 @@ _BLOCK_TAGS = (
     "ul",
     "ol",
 )
+_BLOCK_SELECTOR = ", ".join(_BLOCK_TAGS)
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])|"
     r"max-height\s*:\s*0(?![.\d]*[1-9])|opacity\s*:\s*0(?![.\d]*[1-9])",
@@ -57,12 +58,23 @@ _TAG = re.compile(r"<[^>]{0,2000}>")
 _HREF = re.compile(r"""<a\b[^>]{0,2000}?href\s*=\s*["']?([^"'\s>]{1,2000})""", re.IGNORECASE)
 
 
+def _tidy(text: str) -> str:
+    """Spaces squeezed, every line stripped, at most one blank line in a row.
+
+    The same as stripping `_SPACES.sub(" ", line)` for each line and joining them, done on the
+    whole text at once: whitespace next to a line break goes with it.
+    """
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text)).strip()
+    return _BLANKS.sub("\n\n", text)
+
+
+_LINE_EDGES = re.compile(r"[^\S\n]*\n[^\S\n]*")
+
+
 def _strip_tags(html: str) -> tuple[str, list[tuple[str, str]]]:
     """Text and links of HTML too large to parse as a tree (tags dropped, entities decoded)."""
     links = [("", m.group(1)) for m in _HREF.finditer(html)][:MAX_LINKS]
-    text = unescape(_TAG.sub(" ", html))
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _BLANKS.sub("\n\n", "\n".join(lines).strip()), links
+    return _tidy(unescape(_TAG.sub(" ", html))), links
 
 
 def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
@@ -82,8 +94,10 @@ def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
     root = tree.body or tree.root
     if root is None:
         return "", links
-    for node in list(root.traverse(include_text=False)):
-        if node.tag and node.tag != "-text" and _is_hidden(node):
+    # Only elements with a `hidden` or `style` attribute can be hidden (in document order, like a
+    # traversal: a hidden element inside one already removed is removed again, harmlessly).
+    for node in root.css("[hidden], [style]"):
+        if _is_hidden(node):
             node.decompose()
     for node in root.css("a[href]"):
         if len(links) >= MAX_LINKS:
@@ -91,16 +105,14 @@ def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
         href = (node.attributes.get("href") or "").strip()
         if href:
             links.append(((node.text(deep=True) or "").strip()[:500], href[:2_000]))
-    for tag in _BLOCK_TAGS:
-        for node in root.css(tag):
-            node.insert_before("\n")
-            node.insert_after("\n")
+    # One query for every block element (each node gets its own line breaks, so the order in which
+    # they are added does not matter).
+    for node in root.css(_BLOCK_SELECTOR):
+        node.insert_before("\n")
+        node.insert_after("\n")
     for node in root.css("td, th"):
         node.insert_after(" ")
-    text = root.text(deep=True, separator="", strip=False)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    out = "\n".join(lines).strip()
-    return _BLANKS.sub("\n\n", out), links
+    return _tidy(root.text(deep=True, separator="", strip=False)), links
 
 
 def html_links_of(email: Email) -> list[tuple[str, str]]:

@@ -6,13 +6,13 @@ import email
 import email.header
 import email.message
 import email.utils
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy as email_policy
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import InvalidInput, PayloadTooLarge
 from app.mail.html import html_to_text
@@ -26,8 +26,10 @@ from app.mail.schemas import (
     Attachment,
     AuthResults,
     Email,
-    EmailIn,
 )
+
+if TYPE_CHECKING:
+    from app.mail.schemas import EmailIn
 
 MAX_RAW_BYTES = 25 * 1024 * 1024
 MAX_PARTS = 500
@@ -47,6 +49,9 @@ _KEPT_HEADERS = (
     "thread-index",
     "x-original-to",
 )
+_READ_HEADERS = frozenset(
+    ("from", "sender", "message-id", "reply-to", "to", "cc", "subject", "date", *_KEPT_HEADERS)
+)
 _AUTH_RE = {
     mech: re.compile(rf"\b{mech}\s*=\s*([a-z]+)", re.IGNORECASE)
     for mech in ("spf", "dkim", "dmarc")
@@ -54,6 +59,7 @@ _AUTH_RE = {
 _ANGLE_ADDR = re.compile(r"<(?P<addr>[^<>@\s]+@[^<>\s]+)>\s*$")
 _BARE_ADDR = re.compile(r"(?P<addr>[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACE_RUN = re.compile(r"\s+")
 
 
 def _clean(value: str, limit: int = MAX_HEADER_VALUE) -> str:
@@ -80,6 +86,34 @@ def parse_address(value: str | None) -> Address | None:
     """One mailbox from a header value; None when there is nothing usable."""
     if not value:
         return None
+    if len(value) <= _REMEMBERED_CHARS:
+        return _remembered_address(value)
+    return _parse_address(value)
+
+
+def parse_address_list(values: list[str]) -> list[Address]:
+    """All mailboxes of several header values (each may hold a comma-separated list)."""
+    if sum(map(len, values)) <= _REMEMBERED_CHARS:
+        return list(_remembered_address_list(tuple(values)))
+    return _parse_address_list(values)
+
+
+# The same senders and recipients come back mail after mail, and an Address is immutable: short
+# header values are parsed once (the stdlib address parser is slow pure Python).
+_REMEMBERED_CHARS = 1_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_address(value: str) -> Address | None:
+    return _parse_address(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_address_list(values: tuple[str, ...]) -> tuple[Address, ...]:
+    return tuple(_parse_address_list(list(values)))
+
+
+def _parse_address(value: str) -> Address | None:
     cleaned = _clean(value)
     name, addr = email.utils.parseaddr(cleaned)
     if "@" not in addr:
@@ -92,8 +126,7 @@ def parse_address(value: str | None) -> Address | None:
     return _make_address(name, addr, cleaned)
 
 
-def parse_address_list(values: list[str]) -> list[Address]:
-    """All mailboxes of several header values (each may hold a comma-separated list)."""
+def _parse_address_list(values: list[str]) -> list[Address]:
     out: list[Address] = []
     for name, addr in email.utils.getaddresses([_clean(v) for v in values])[:MAX_RECIPIENTS]:
         parsed = _make_address(name, addr, name)
@@ -195,6 +228,11 @@ def _assemble(
 
 def email_from_json(data: object) -> Email:
     """Normalise one Email JSON object; raises InvalidInput naming the problem."""
+    # pydantic is imported with the JSON input models, on first use (.eml input does without).
+    from pydantic import ValidationError
+
+    from app.mail.schemas import EmailIn
+
     try:
         msg = EmailIn.model_validate(data)
     except ValidationError as exc:
@@ -247,7 +285,7 @@ def decode_header_value(value: object) -> str:
         # compat32 wraps raw 8-bit header bytes in a Header; str() would turn them into U+FFFD.
         raw = _header_text(value)
         if not raw.isascii():
-            return _clean(re.sub(r"\s+", " ", raw[: MAX_HEADER_VALUE * 2]))
+            return _clean(_SPACE_RUN.sub(" ", raw[: MAX_HEADER_VALUE * 2]))
     else:
         raw = str(value)
     raw = raw[: MAX_HEADER_VALUE * 2]
@@ -262,7 +300,7 @@ def decode_header_value(value: object) -> str:
         else:
             out.append(chunk)
     # decode_header drops the whitespace between an encoded word and plain text.
-    return _clean(re.sub(r"\s+", " ", "".join(out)))
+    return _clean(_SPACE_RUN.sub(" ", "".join(out)))
 
 
 def _header_text(value: email.header.Header) -> str:
@@ -342,22 +380,34 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
     except Exception as exc:  # the stdlib parser may raise anything on hostile input
         raise InvalidInput(f"unparseable MIME message: {type(exc).__name__}") from None
     defects = [type(d).__name__ for d in (msg.defects or [])][:20]
+    # The headers read below, found in one pass: `msg.get` scans every header on each call.
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for key, raw_value in msg.raw_items():
+        lowered = key.lower()
+        if lowered in _READ_HEADERS:
+            found.setdefault(lowered, []).append((key, raw_value))
+    fetch = msg.policy.header_fetch_parse  # what `msg.get` returns for a raw header
+
+    def first(name: str) -> object:
+        entries = found.get(name)
+        return fetch(*entries[0]) if entries else None
 
     def header(name: str) -> str:
-        value = msg.get(name)
+        value = first(name)
         return decode_header_value(value) if value is not None else ""
 
     def header_all(name: str) -> list[str]:
-        return [decode_header_value(v) for v in (msg.get_all(name) or [])][:MAX_RECIPIENTS]
+        entries = found.get(name, [])[:MAX_RECIPIENTS]
+        return [decode_header_value(fetch(key, raw_value)) for key, raw_value in entries]
 
-    sender = parse_address(header("From")) or parse_address(header("Sender"))
+    sender = parse_address(header("from")) or parse_address(header("sender"))
     if sender is None or (not sender.address and not sender.name):
         if not msg.keys():
             raise InvalidInput("not an RFC 5322 message: no headers found")
         defects.append("no From header")
     headers: dict[str, str] = {}
     for key in _KEPT_HEADERS:
-        value = msg.get(key)
+        value = first(key)
         if value is not None:
             headers[key] = decode_header_value(value)
     plain: list[str] = []
@@ -397,15 +447,15 @@ def email_from_mime(raw: bytes, *, direction: str = "inbound") -> Email:
             html.append(text)
         else:
             plain.append(text)
-    message_id = header("Message-ID")[:998] or derive_message_id(raw)
+    message_id = header("message-id")[:998] or derive_message_id(raw)
     return _assemble(
         message_id=message_id,
         sender=sender,
-        reply_to=parse_address(header("Reply-To")),
-        to=parse_address_list(header_all("To")),
-        cc=parse_address_list(header_all("Cc")),
-        subject=header("Subject"),
-        date=parse_date(header("Date")),
+        reply_to=parse_address(header("reply-to")),
+        to=parse_address_list(header_all("to")),
+        cc=parse_address_list(header_all("cc")),
+        subject=header("subject"),
+        date=parse_date(header("date")),
         headers=headers,
         text="\n\n".join(plain) if plain else None,
         html="\n".join(html) if html else None,

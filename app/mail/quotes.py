@@ -60,6 +60,46 @@ def _opens_history(lines: list[str], i: int) -> bool:
     return False
 
 
+# Every line `_opens_history` accepts starts (after blanks) with "-", "_" or "b" (a separator), or
+# holds a ":" itself or on the next line (an attribution or a header block), so only such lines are
+# tried.
+_SEPARATOR_START = re.compile(r"[^\S\n]*[-_bB]")
+_NEXT_SEPARATOR_START = re.compile(r"\n[^\S\n]*[-_bB]")
+_QUOTED_LINE = re.compile(r"^[^\S\n]*>", re.MULTILINE)
+
+
+def _candidate_lines(body: str) -> list[int]:
+    """Indexes of the lines that may open quoted history, in order."""
+    found = {0} if _SEPARATOR_START.match(body) else set()
+    line_no = 0
+    pos = 0
+    for match in _NEXT_SEPARATOR_START.finditer(body):
+        line_no += body.count("\n", pos, match.start()) + 1
+        pos = match.start() + 1
+        found.add(line_no)
+    colon = body.find(":")
+    line_no = 0
+    pos = 0
+    while colon >= 0:
+        line_no += body.count("\n", pos, colon)
+        found.add(line_no)
+        if line_no:
+            found.add(line_no - 1)  # an attribution may start on the line before
+        pos = body.find("\n", colon)  # one ":" per line is enough
+        if pos < 0:
+            break
+        colon = body.find(":", pos)
+    return sorted(found)
+
+
+def _history_start(body: str, lines: list[str]) -> int:
+    """The index of the first line that opens quoted history, len(lines) when none does."""
+    for i in _candidate_lines(body):
+        if _opens_history(lines, i):
+            return i
+    return len(lines)
+
+
 def split_quoted(body: str) -> SplitBody:
     """Split a body at the first line that opens quoted history; `>` lines above it are quoted too.
 
@@ -67,19 +107,20 @@ def split_quoted(body: str) -> SplitBody:
     asked to look at, so it becomes the newest message.
     """
     lines = body.split("\n")
-    cut = len(lines)
-    for i in range(len(lines)):
-        if _opens_history(lines, i):
-            cut = i
-            break
+    cut = _history_start(body, lines)
     head = lines[:cut]
     tail = lines[cut:]
     forwarded = bool(tail) and bool(_FORWARD.search("\n".join(tail[:3])))
-    kept: list[str] = []
     inline_quotes: list[str] = []
-    for line in head:
-        (inline_quotes if line.lstrip().startswith(">") else kept).append(line)
-    newest = "\n".join(kept).strip()
+    first_quote = _QUOTED_LINE.search(body)
+    if first_quote is None or body.count("\n", 0, first_quote.start()) >= cut:
+        # No `>` line above the cut (the usual case): the head is the newest message as it is.
+        newest = (body if cut == len(lines) else "\n".join(head)).strip()
+    else:
+        kept: list[str] = []
+        for line in head:
+            (inline_quotes if line.lstrip().startswith(">") else kept).append(line)
+        newest = "\n".join(kept).strip()
     quoted = "\n".join(inline_quotes + tail).strip()
     if len(newest) < 3 and quoted:
         # Keep a stray "ok" or "fyi" above the forward rather than dropping it.

@@ -1,12 +1,34 @@
-"""The Email JSON contract (input) and the normalised Email every other part of the system reads."""
+"""The Email JSON contract (input) and the normalised Email every other part of the system reads.
+
+The JSON input models (`EmailIn`, `AttachmentIn`) live in app.mail.email_in and are imported from
+here on first use: they need pydantic, which classifying .eml files does not (it costs about a
+tenth of a second at start-up).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+if TYPE_CHECKING:
+    from app.mail.email_in import AttachmentIn, EmailIn, HeaderValue, ShortStr
+
+__all__ = [
+    "MAX_ATTACHMENTS",
+    "MAX_HEADERS",
+    "MAX_HEADER_VALUE",
+    "MAX_RECIPIENTS",
+    "MAX_TEXT_CHARS",
+    "Address",
+    "Attachment",
+    "AttachmentIn",
+    "AuthResults",
+    "Email",
+    "EmailIn",
+    "HeaderValue",
+    "ShortStr",
+]
 
 # Limits on every field of hostile input. The webhook caps the whole body separately.
 MAX_TEXT_CHARS = 5_000_000
@@ -15,37 +37,16 @@ MAX_HEADERS = 256
 MAX_RECIPIENTS = 1_000
 MAX_ATTACHMENTS = 500
 
-ShortStr = Annotated[str, StringConstraints(max_length=4_096)]
-HeaderValue = Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE)]
+_LAZY = frozenset({"AttachmentIn", "EmailIn", "HeaderValue", "ShortStr"})
 
 
-class AttachmentIn(BaseModel):
-    """Attachment metadata as sent by the gateway (content is never sent)."""
+def __getattr__(name: str) -> Any:
+    # PEP 562: `from app.mail.schemas import EmailIn` imports pydantic only when it is asked for.
+    if name in _LAZY:
+        from app.mail import email_in
 
-    model_config = ConfigDict(extra="ignore")
-
-    filename: ShortStr | None = None
-    content_type: ShortStr | None = None
-    size: int | None = Field(default=None, ge=0)
-
-
-class EmailIn(BaseModel):
-    """Email JSON as defined in DESIGN.md; unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    message_id: ShortStr | None = None
-    from_: ShortStr = Field(alias="from")
-    reply_to: ShortStr | None = None
-    to: list[ShortStr] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
-    cc: list[ShortStr] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
-    subject: Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE)] = ""
-    date: ShortStr | None = None
-    headers: dict[ShortStr, HeaderValue] = Field(default_factory=dict, max_length=MAX_HEADERS)
-    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
-    html: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
-    direction: Literal["inbound", "outbound"] = "inbound"
+        return getattr(email_in, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,9 +90,37 @@ def test_alphanumeric_terms_keep_their_meaning(text, expected):
 
 
 def test_urls_addresses_and_numbers_become_placeholders():
-    text = "Visit https://evil.example/x or mail pay@evil.example about invoice 44312 for $5,000.00"
+    text = (
+        "Visit https://evil.example/Account/Verify or mail pay@evil.example about invoice 44312 "
+        "for $5,000.00"
+    )
 
-    assert normalize(text) == ("visit zzurl or mail zzemail about invoice zznum for $ zznum")
+    assert normalize(text) == ("visit zzloginurl or mail zzemail about invoice zznum for $ zznum")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://login.micros0ft-support.example/owa",
+        "http://www.example-bank.example/secure/SignIn?session=1",
+        "https://docs.example.net/s/abc?auth=1",
+        "https://wallet-recovery.example/unlock",
+    ],
+)
+def test_links_about_signing_in_are_kept_as_a_placeholder(url):
+    assert normalize(f"see {url} now") == "see zzloginurl now"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://www.livejournal.com/talkread.bml?journal=jwz&itemid=48335",
+        "https://lwn.net/Articles/912345/",
+        "www.example.org/photos/moon.jpg",
+    ],
+)
+def test_other_links_say_nothing_about_intent_and_are_dropped(url):
+    assert normalize(f"see {url} now") == "see now"
 
 
 def test_repetition_and_whitespace_are_squeezed():
