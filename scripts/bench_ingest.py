@@ -1,6 +1,7 @@
 """Benchmark the gateway webhook against a bare FastAPI + ORM insert app, in the same run.
 
-    python scripts/bench_ingest.py [--requests 3000] [--concurrency 64] [--workers 2] [--json]
+    python scripts/bench_ingest.py [--requests 3000] [--concurrency 64] [--workers 2]
+        [--paced-seconds 30] [--paced-fraction 0.7] [--json]
 
 Both sides are real uvicorn servers with the same number of worker processes on a free loopback
 port, driven by the same load generator (asyncio + httpx, one connection per concurrent client):
@@ -12,15 +13,19 @@ port, driven by the same load generator (asyncio + httpx, one connection per con
 
 Every request is a distinct, signed message built from the corpus in app/detect/corpus (about
 90% benign or hard-negative emails, 10% risky ones, each with a fresh Message-ID). A warm-up
-phase runs first on each side and is excluded from the figures. Postgres comes from DATABASE_URL,
-else an embedded one (pgserver) is started in a temporary directory. After the run, the script
-checks that every acknowledged message is stored exactly once.
+phase runs first on each side and is excluded from the figures. The closed-loop phase measures
+each side's maximum throughput; an open-loop phase on the same server then sends requests at
+--paced-fraction (0.7) of that maximum, at Poisson (or evenly spaced) times for --paced-seconds,
+whatever the answers, and measures each latency from the request's scheduled send time, so time
+spent queueing (in the server or in the generator) is counted, not hidden. Postgres comes from
+DATABASE_URL, else an embedded one (pgserver) is started in a temporary directory. After the run,
+the script checks that every acknowledged message (all phases) is stored exactly once.
 
 The load generator runs on the same machine and costs about 1 ms of CPU per request (httpx), so
 at the bare app's rate it takes a large share of the CPUs from the server; the report prints its
 share, the CPU time the servers spent per request (the figure least affected by it) and the CPU
-taken by other processes, which must be near zero for the figures to mean anything. Each phase
-stops sending after --time-limit seconds; servers get 120 s to start.
+taken by other processes, which must be near zero for the figures to mean anything. Each
+closed-loop phase stops sending after --time-limit seconds; servers get 120 s to start.
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +243,170 @@ async def drive(
     return result
 
 
-def run_load(base_url: str, batch: Batch, **kwargs: Any) -> PhaseResult:
-    """`drive` on its own event loop (uvloop when installed, as uvicorn uses it too)."""
+def arrival_times(rate: float, seconds: float, *, poisson: bool, rng: random.Random) -> list[float]:
+    """Send times in seconds from the start of a paced phase, `rate` per second for `seconds`.
+
+    Poisson arrivals (exponential gaps, as independent gateways would produce) or evenly spaced.
+    """
+    times: list[float] = []
+    t = rng.expovariate(rate) if poisson else 0.0
+    while t < seconds:
+        times.append(t)
+        t += rng.expovariate(rate) if poisson else 1.0 / rate
+    return times
+
+
+@dataclass
+class _PooledClient:
+    client: httpx.AsyncClient
+    quota: int
+    last_used: float = 0.0
+
+
+class ClientPool:
+    """Up to `limit` single-connection clients, used in turn; a new one only when all are busy.
+
+    One client per connection for the reason given in `drive`. A client is closed after about
+    `per_connection` requests (so the uvicorn workers keep accepting a fair share of the
+    connections) or when it has been idle for `max_idle` seconds (before a server with a short
+    keep-alive, such as uvicorn's default 5 s, closes it under us).
+    """
+
+    def __init__(self, base_url: str, *, limit: int, per_connection: int, max_idle: float = 4.0):
+        self.base_url = base_url
+        self.per_connection = per_connection
+        self.max_idle = max_idle
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: deque[_PooledClient] = deque()
+        self.closing: set[asyncio.Task[None]] = set()
+        self.rng = random.Random(limit)
+        self.opened = 0
+        self.in_use = 0
+        self.peak_in_use = 0
+        # Creating a client builds an SSL context (certificates included) unless given one.
+        self.ssl = ssl.create_default_context()
+        self.limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.timeout = httpx.Timeout(30.0, connect=10.0)
+
+    async def acquire(self) -> _PooledClient:
+        await self.slots.acquire()
+        now = time.perf_counter()
+        while self.idle and now - self.idle[0].last_used > self.max_idle:
+            self._close(self.idle.popleft())
+        self.in_use += 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+        if self.idle:
+            # The longest idle first: requests rotate over every open connection, and so over
+            # the workers that accepted them, instead of piling onto the most recent one.
+            return self.idle.popleft()
+        self.opened += 1
+        client = httpx.AsyncClient(
+            base_url=self.base_url,
+            limits=self.limits,
+            timeout=self.timeout,
+            verify=self.ssl,
+            trust_env=False,
+        )
+        quota = (
+            round(self.per_connection * self.rng.uniform(0.5, 1.5)) if self.per_connection else 0
+        )
+        return _PooledClient(client, quota)
+
+    def release(self, pooled: _PooledClient, *, broken: bool = False) -> None:
+        self.in_use -= 1
+        pooled.quota -= 1
+        pooled.last_used = time.perf_counter()
+        if broken or (self.per_connection and pooled.quota <= 0):
+            self._close(pooled)
+        else:
+            self.idle.append(pooled)
+        self.slots.release()
+
+    def _close(self, pooled: _PooledClient) -> None:
+        task = asyncio.get_running_loop().create_task(pooled.client.aclose())
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+    async def aclose(self) -> None:
+        while self.idle:
+            self._close(self.idle.popleft())
+        await asyncio.gather(*self.closing, return_exceptions=True)
+
+
+async def drive_paced(
+    base_url: str,
+    batch: Batch,
+    schedule: list[float],
+    *,
+    secret: bytes,
+    connections: int,
+    per_connection: int,
+) -> tuple[PhaseResult, list[float], int, int]:
+    """Send body i of `batch` at `schedule[i]` seconds after the start, whatever the answers.
+
+    Open loop: a request is due at its scheduled time even when earlier ones are still waiting,
+    and its latency runs from that scheduled time, so queueing anywhere (server, generator,
+    waiting for one of the `connections` connections) is counted rather than hidden (no
+    coordinated omission). Also returns how late each request actually left the generator, the
+    peak number of connections in use and the number opened.
+    """
+    result = PhaseResult()
+    lags: list[float] = []
+    pool = ClientPool(base_url, limit=connections, per_connection=per_connection)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def send(i: int, due: float) -> None:
+        pooled = await pool.acquire()
+        body = batch.bodies[i]
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "x-countersign-source": SOURCE,
+            "x-countersign-timestamp": timestamp,
+            "x-countersign-signature": sign(secret, timestamp, body),
+        }
+        lags.append(time.perf_counter() - due)
+        try:
+            response = await pooled.client.post("/v1/messages", content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            pool.release(pooled, broken=True)
+            result.exceptions[type(exc).__name__] += 1
+            return
+        result.latencies.append(time.perf_counter() - due)
+        pool.release(pooled)
+        result.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            return
+        result.acked.append(batch.message_ids[i])
+        if response.headers.get("idempotent-replayed") == "true":
+            result.replayed += 1
+        with contextlib.suppress(ValueError):
+            verdict = response.json()
+            if isinstance(verdict.get("action"), str):
+                result.actions[verdict["action"]] += 1
+            if verdict.get("ticket"):
+                result.tickets += 1
+
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    for i, offset in enumerate(schedule):
+        due = start + offset
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result.sent += 1
+        task = asyncio.get_running_loop().create_task(send(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    result.elapsed = time.perf_counter() - start
+    await pool.aclose()
+    result.client_cpu = time.process_time() - cpu0
+    return result, lags, pool.peak_in_use, pool.opened
+
+
+def _run(coro: Any) -> Any:
+    """`coro` on its own event loop (uvloop when installed, as uvicorn uses it too)."""
     try:
         import uvloop
 
@@ -245,7 +414,19 @@ def run_load(base_url: str, batch: Batch, **kwargs: Any) -> PhaseResult:
     except ImportError:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(drive(base_url, batch, **kwargs))
+        return runner.run(coro)
+
+
+def run_load(base_url: str, batch: Batch, **kwargs: Any) -> PhaseResult:
+    """`drive` on its own event loop."""
+    return _run(drive(base_url, batch, **kwargs))
+
+
+def run_paced(
+    base_url: str, batch: Batch, schedule: list[float], **kwargs: Any
+) -> tuple[PhaseResult, list[float], int, int]:
+    """`drive_paced` on its own event loop."""
+    return _run(drive_paced(base_url, batch, schedule, **kwargs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,6 +719,39 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def latency_figures(latencies: list[float], quantiles: tuple[float, ...]) -> dict[str, float]:
+    """Nearest-rank percentiles and the maximum of `latencies`, in milliseconds."""
+    lat = sorted(latencies)
+    out = {f"p{round(q * 100)}": round(percentile(lat, q) * 1000, 1) for q in quantiles}
+    out["max"] = round((lat[-1] if lat else 0.0) * 1000, 1)
+    return out
+
+
+def usage_figures(res: PhaseResult, used: Usage) -> dict[str, Any]:
+    """CPU figures of one phase: per acknowledged request, and shares of the machine."""
+    per_req = 1000.0 / res.ok if res.ok else 0.0
+    total = max(used.machine_total, 1e-9)
+    other = (
+        used.machine_busy - used.machine_interrupts - used.server - used.postgres - res.client_cpu
+    )
+    return {
+        "server_cpu_ms_per_request": round(used.server * per_req, 2),
+        # Uneven numbers mean one uvicorn worker took most of the (long-lived) connections.
+        "server_cpu_seconds_by_process": sorted(
+            (round(t, 2) for t in used.server_by_pid.values()), reverse=True
+        ),
+        "postgres_cpu_ms_per_request": round(used.postgres * per_req, 2),
+        "machine_busy": round(used.machine_busy / total, 3),
+        "interrupt_share": round(used.machine_interrupts / total, 3),
+        # CPU used by anything but this server, Postgres and the load generator (other people's
+        # jobs on a shared machine): the figures are only comparable when it is small.
+        "other_cpu_share": round(max(0.0, other) / total, 3),
+        "client_cpu_share_of_one_core": round(res.client_cpu / res.elapsed, 3)
+        if res.elapsed
+        else 0.0,
+    }
+
+
 def measure_side(
     name: str,
     cmd: list[str],
@@ -548,11 +762,17 @@ def measure_side(
     port: int,
     warmup: Batch,
     batch: Batch,
+    paced_batch: Callable[[int], Batch],
     args: argparse.Namespace,
     secret: bytes,
     servers: list[Server],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Figures for one side and every Message-ID it acknowledged (warm-up included)."""
+    """Figures for one side and every Message-ID it acknowledged (warm-up and paced included).
+
+    Phases on one server: warm-up, closed-loop maximum throughput, then (unless
+    --paced-seconds is 0) open-loop arrivals at --paced-fraction of the maximum just measured,
+    with bodies from `paced_batch(count)`.
+    """
     print(f"{name}: starting", file=sys.stderr)
     server = start_server(name, cmd, env=env, workdir=workdir, ready_path=ready_path, port=port)
     servers.append(server)
@@ -568,62 +788,87 @@ def measure_side(
     before = Usage.now(server.proc.pid)
     res = run_load(server.base_url, batch, **load)
     used = Usage.now(server.proc.pid) - before
+    max_rate = res.ok / res.elapsed if res.elapsed else 0.0
+    paced = None
+    paced_res = None
+    if args.paced_seconds > 0 and max_rate > 0:
+        rate = args.paced_fraction * max_rate
+        schedule = arrival_times(
+            rate,
+            args.paced_seconds,
+            poisson=args.paced_arrivals == "poisson",
+            rng=random.Random(args.seed),
+        )
+        bodies = paced_batch(len(schedule))
+        print(
+            f"{name}: paced, {len(schedule)} requests at {rate:.1f}/s "
+            f"({args.paced_fraction:.0%} of {max_rate:.1f}/s) for {args.paced_seconds:g} s",
+            file=sys.stderr,
+        )
+        paced_before = Usage.now(server.proc.pid)
+        paced_res, lags, peak_connections, opened = run_paced(
+            server.base_url,
+            bodies,
+            schedule,
+            secret=secret,
+            connections=args.concurrency,
+            per_connection=args.per_connection,
+        )
+        paced_used = Usage.now(server.proc.pid) - paced_before
+        paced = {
+            "fraction_of_maximum": args.paced_fraction,
+            "arrivals": args.paced_arrivals,
+            "scheduled_seconds": args.paced_seconds,
+            "target_requests_per_second": round(rate, 1),
+            "requests": len(schedule),
+            "sent": paced_res.sent,
+            "acknowledged": paced_res.ok,
+            # From the first scheduled send to the last answer.
+            "seconds": round(paced_res.elapsed, 3),
+            "requests_per_second": round(paced_res.ok / paced_res.elapsed, 1)
+            if paced_res.elapsed
+            else 0.0,
+            # From each request's scheduled send time to its answer.
+            "latency_ms": latency_figures(paced_res.latencies, (0.5, 0.9, 0.99)),
+            # How late the generator actually sent (included in the latencies above).
+            "send_lag_ms": latency_figures(lags, (0.5, 0.99)),
+            "connections": {
+                "limit": args.concurrency,
+                "peak_in_use": peak_connections,
+                "opened": opened,
+            },
+            "errors": paced_res.errors(),
+            **usage_figures(paced_res, paced_used),
+            "actions": dict(paced_res.actions),
+            "responses_with_ticket": paced_res.tickets,
+        }
     rss_sum, rss_max, nprocs = peak_rss_kib(server.proc.pid)
+    failed = res.ok < res.sent or (paced_res is not None and paced_res.ok < paced_res.sent)
     server.stop()
     servers.remove(server)
-    lat = sorted(res.latencies)
-    ok = res.ok
-    per_req = 1000.0 / ok if ok else 0.0
     figures = {
         "requests": len(batch.bodies),
         "sent": res.sent,
-        "acknowledged": ok,
+        "acknowledged": res.ok,
         "seconds": round(res.elapsed, 3),
-        "requests_per_second": round(ok / res.elapsed, 1) if res.elapsed else 0.0,
-        "latency_ms": {
-            "p50": round(percentile(lat, 0.50) * 1000, 1),
-            "p90": round(percentile(lat, 0.90) * 1000, 1),
-            "p99": round(percentile(lat, 0.99) * 1000, 1),
-            "max": round((lat[-1] if lat else 0.0) * 1000, 1),
-        },
+        "requests_per_second": round(max_rate, 1),
+        "latency_ms": latency_figures(res.latencies, (0.5, 0.9, 0.99)),
         "errors": res.errors(),
         "warmup_errors": warm.errors(),
-        "server_cpu_ms_per_request": round(used.server * per_req, 2),
-        # Uneven numbers mean one uvicorn worker took most of the (long-lived) connections.
-        "server_cpu_seconds_by_process": sorted(
-            (round(t, 2) for t in used.server_by_pid.values()), reverse=True
-        ),
-        "postgres_cpu_ms_per_request": round(used.postgres * per_req, 2),
-        "machine_busy": round(used.machine_busy / max(used.machine_total, 1e-9), 3),
-        "interrupt_share": round(used.machine_interrupts / max(used.machine_total, 1e-9), 3),
-        # CPU used by anything but this server, Postgres and the load generator (other people's
-        # jobs on a shared machine): the figures are only comparable when it is small.
-        "other_cpu_share": round(
-            max(
-                0.0,
-                used.machine_busy
-                - used.machine_interrupts
-                - used.server
-                - used.postgres
-                - res.client_cpu,
-            )
-            / max(used.machine_total, 1e-9),
-            3,
-        ),
-        "client_cpu_share_of_one_core": round(res.client_cpu / res.elapsed, 3)
-        if res.elapsed
-        else 0.0,
+        **usage_figures(res, used),
         "peak_rss_mib": {
             "sum": round(rss_sum / 1024, 1),
             "largest": round(rss_max / 1024, 1),
             "processes": nprocs,
         },
-        "server_log_errors": server.error_excerpt() if res.ok < res.sent else [],
+        "server_log_errors": server.error_excerpt() if failed else [],
         "actions": dict(res.actions),
         "responses_with_ticket": res.tickets,
-        "replayed": res.replayed + warm.replayed,
+        "replayed": res.replayed + warm.replayed + (paced_res.replayed if paced_res else 0),
+        "paced": paced,
     }
-    return figures, warm.acked + res.acked
+    acked = warm.acked + res.acked + (paced_res.acked if paced_res else [])
+    return figures, acked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,7 +918,43 @@ def print_report(report: dict[str, Any]) -> None:
             f"load generator used {f['client_cpu_share_of_one_core']:.0%} of a core; "
             f"server CPU seconds by process {f['server_cpu_seconds_by_process']}\n"
         )
-    if any(f["other_cpu_share"] > 0.05 for _label, f in rows):
+    paced_rows = [(label, f["paced"]) for label, f in rows if f["paced"]]
+    if paced_rows:
+        cfg_p = paced_rows[0][1]
+        w(
+            f"\nopen loop: {cfg_p['arrivals']} arrivals at {cfg_p['fraction_of_maximum']:.0%} of "
+            f"each side's maximum for {cfg_p['scheduled_seconds']:g} s; latency from the "
+            "scheduled send time\n"
+            f"{'':<28}{'target/s':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+            f"{'max ms':>9}{'lag p99':>9}{'conns':>7}{'srv CPU ms/req':>16}  errors\n"
+        )
+        for label, p in paced_rows:
+            lat = p["latency_ms"]
+            w(
+                f"{label:<28}{p['target_requests_per_second']:>9.1f}"
+                f"{p['requests_per_second']:>9.1f}{lat['p50']:>9.1f}{lat['p90']:>9.1f}"
+                f"{lat['p99']:>9.1f}{lat['max']:>9.1f}{p['send_lag_ms']['p99']:>9.1f}"
+                f"{p['connections']['peak_in_use']:>7}{p['server_cpu_ms_per_request']:>16.2f}"
+                f"  {_fmt_errors(p['errors'])}\n"
+            )
+        rp = r.get("paced")
+        if rp:
+            w(
+                f"{'ratio countersign / bare':<28}{'':>18}{rp['p50']:>9.2f}{rp['p90']:>9.2f}"
+                f"{rp['p99']:>9.2f}{rp['max']:>9.2f}\n"
+            )
+        w("\n")
+        for label, p in paced_rows:
+            w(
+                f"{label}, paced: {p['acknowledged']}/{p['requests']} acknowledged in "
+                f"{p['seconds']} s; machine busy {p['machine_busy']:.0%} (interrupts "
+                f"{p['interrupt_share']:.0%}, other processes {p['other_cpu_share']:.0%}); "
+                f"load generator used {p['client_cpu_share_of_one_core']:.0%} of a core; "
+                f"{p['connections']['opened']} connections opened; server CPU seconds by "
+                f"process {p['server_cpu_seconds_by_process']}\n"
+            )
+    phases = [f for _label, f in rows] + [p for _label, p in paced_rows]
+    if any(f["other_cpu_share"] > 0.05 for f in phases):
         w(
             "WARNING: other processes used more than 5% of the machine during a phase; "
             "the figures are not reliable, run again on a quiet machine\n"
@@ -686,14 +967,17 @@ def print_report(report: dict[str, Any]) -> None:
     w(
         "countersign verdicts: "
         + ", ".join(f"{k} {v}" for k, v in sorted(svc["actions"].items()))
-        + f"; responses with a ticket: {svc['responses_with_ticket']}; "
+        + f"; responses with a ticket: {svc['responses_with_ticket']}"
+        + (f" (paced phase: {svc['paced']['responses_with_ticket']})" if svc["paced"] else "")
+        + "; "
         f"tickets in the database: {report['tickets_in_database']}\n"
     )
     for side in ("bare", "service"):
         s = report["stored_exactly_once"][side]
         w(
             f"stored exactly once ({side}): {'yes' if s['ok'] else 'NO'}: "
-            f"{s['acknowledged']} acknowledged (warm-up included), {s['stored']} stored, "
+            f"{s['acknowledged']} acknowledged (warm-up and paced phase included), "
+            f"{s['stored']} stored, "
             f"{s['missing']} missing, {s['duplicated']} duplicated, "
             f"{s['stored_not_acknowledged']} stored but not acknowledged\n"
         )
@@ -724,10 +1008,31 @@ def main() -> int:
         default=300.0,
         help="seconds after which a phase stops sending (the rest count as not sent)",
     )
+    parser.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=30.0,
+        help="length of the open-loop phase at --paced-fraction of each side's maximum "
+        "(0: skip it)",
+    )
+    parser.add_argument(
+        "--paced-fraction",
+        type=float,
+        default=0.7,
+        help="arrival rate of the open-loop phase, as a fraction of the measured maximum",
+    )
+    parser.add_argument(
+        "--paced-arrivals",
+        choices=("poisson", "even"),
+        default="poisson",
+        help="open-loop send times: Poisson (exponential gaps) or evenly spaced",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1 or args.workers < 1:
         parser.error("--requests, --concurrency and --workers must be positive")
+    if args.paced_seconds < 0 or not 0 < args.paced_fraction <= 2:
+        parser.error("--paced-seconds must be >= 0 and --paced-fraction in (0, 2]")
 
     # SIGTERM, like Ctrl-C, unwinds through the `finally` below: servers and database go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -754,6 +1059,16 @@ def run(args: argparse.Namespace) -> int:
         )
         for side in ("bare", "service")
     }
+
+    def paced_batch(side: str) -> Callable[[int], Batch]:
+        # The same emails in the same order on both sides, as many as each side's rate needs.
+        def build(count: int) -> Batch:
+            chosen = choose_emails(
+                pool, count=count, risky_share=args.risky_share, rng=random.Random(args.seed + 1)
+            )
+            return build_batch(chosen, label=f"{side}-paced", run_id=run_id)
+
+        return build
 
     workdir = Path(tempfile.mkdtemp(prefix="countersign-bench-"))
     servers: list[Server] = []
@@ -783,6 +1098,7 @@ def run(args: argparse.Namespace) -> int:
             port=port,
             warmup=batches["bare"][0],
             batch=batches["bare"][1],
+            paced_batch=paced_batch("bare"),
             args=args,
             secret=secret,
             servers=servers,
@@ -808,6 +1124,7 @@ def run(args: argparse.Namespace) -> int:
             port=port,
             warmup=batches["service"][0],
             batch=batches["service"][1],
+            paced_batch=paced_batch("service"),
             args=args,
             secret=secret,
             servers=servers,
@@ -838,6 +1155,9 @@ def run(args: argparse.Namespace) -> int:
             "risky": batches["bare"][1].risky,
             "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
             "seed": args.seed,
+            "paced_seconds": args.paced_seconds,
+            "paced_fraction": args.paced_fraction,
+            "paced_arrivals": args.paced_arrivals,
         },
         "bare": bare_figures,
         "service": service_figures,
@@ -855,11 +1175,18 @@ def run(args: argparse.Namespace) -> int:
         "stored_exactly_once": once,
         "tickets_in_database": tickets,
     }
+    if bare_figures["paced"] and service_figures["paced"]:
+        bp, sp = bare_figures["paced"]["latency_ms"], service_figures["paced"]["latency_ms"]
+        report["ratio_service_over_bare"]["paced"] = {q: ratio(sp[q], bp[q]) for q in sp}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
-    healthy = all(s["ok"] for s in once.values()) and not service_figures["errors"]
+    healthy = (
+        all(s["ok"] for s in once.values())
+        and not service_figures["errors"]
+        and not (service_figures["paced"] or {}).get("errors")
+    )
     return 0 if healthy else 1
 
 
