@@ -17,7 +17,7 @@ from app.detect.features import ask_text, model_inputs
 from app.detect.intents import INTENTS
 from app.detect.model import IntentModel, build_vectorizers, char_view
 
-DEFAULT_FPR_BUDGET = 0.01
+DEFAULT_FPR_BUDGET = 0.015
 C_VALUE = 16.0
 STACK_C = 1.0
 FOLDS = 5
