@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.db import is_outage, transaction
 from app.core.errors import ServiceUnavailable
 from app.core.security import verify_signature
+from app.ingest.limits import large_message_slot
 from app.ingest.request import EMAIL_BODY_OPENAPI, parse_request_email, read_body
 from app.ingest.service import IngestOptions, history_of, ingest_message, stored_response
 
@@ -47,6 +48,13 @@ SIGNATURE_HEADERS = {
 
 def _ingest(app: Any, source: str, body: bytes, content_type: str) -> tuple[dict[str, Any], bool]:
     """Parse, classify and store one message (runs in the thread pool)."""
+    with large_message_slot(len(body)):
+        return _ingest_parsed(app, source, body, content_type)
+
+
+def _ingest_parsed(
+    app: Any, source: str, body: bytes, content_type: str
+) -> tuple[dict[str, Any], bool]:
     state = app.state
     email = parse_request_email(body, content_type)
     try:
