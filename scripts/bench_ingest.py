@@ -153,6 +153,21 @@ class PhaseResult:
     def ok(self) -> int:
         return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
 
+    def record(self, response: httpx.Response, message_id: str) -> None:
+        """Count one answer: its status and, when acknowledged, the message and its verdict."""
+        self.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            return
+        self.acked.append(message_id)
+        if response.headers.get("idempotent-replayed") == "true":
+            self.replayed += 1
+        with contextlib.suppress(ValueError):
+            verdict = response.json()
+            if isinstance(verdict.get("action"), str):
+                self.actions[verdict["action"]] += 1
+            if verdict.get("ticket"):
+                self.tickets += 1
+
     def errors(self) -> dict[str, int]:
         """Failures by HTTP status or exception name."""
         out = {str(s): n for s, n in sorted(self.statuses.items()) if not 200 <= s < 300}
@@ -201,18 +216,7 @@ async def drive(
             result.exceptions[type(exc).__name__] += 1
             return
         result.latencies.append(time.perf_counter() - start)
-        result.statuses[response.status_code] += 1
-        if response.status_code != 200:
-            return
-        result.acked.append(batch.message_ids[i])
-        if response.headers.get("idempotent-replayed") == "true":
-            result.replayed += 1
-        with contextlib.suppress(ValueError):
-            verdict = response.json()
-            if isinstance(verdict.get("action"), str):
-                result.actions[verdict["action"]] += 1
-            if verdict.get("ticket"):
-                result.tickets += 1
+        result.record(response, batch.message_ids[i])
 
     async def one_connection(n: int) -> None:
         # Connections opened in one burst all land on whichever worker wakes first: open them
@@ -374,18 +378,7 @@ async def drive_paced(
             return
         result.latencies.append(time.perf_counter() - due)
         pool.release(pooled)
-        result.statuses[response.status_code] += 1
-        if response.status_code != 200:
-            return
-        result.acked.append(batch.message_ids[i])
-        if response.headers.get("idempotent-replayed") == "true":
-            result.replayed += 1
-        with contextlib.suppress(ValueError):
-            verdict = response.json()
-            if isinstance(verdict.get("action"), str):
-                result.actions[verdict["action"]] += 1
-            if verdict.get("ticket"):
-                result.tickets += 1
+        result.record(response, batch.message_ids[i])
 
     cpu0 = time.process_time()
     start = time.perf_counter()
