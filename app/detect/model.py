@@ -109,6 +109,13 @@ def char_view(main: str) -> str:
     return main[:CHAR_HEAD] + " " + main[-CHAR_TAIL:]
 
 
+def calibrated(decision: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """Probabilities from raw scores (n, k) under a stacked calibration (k, k + 1)."""
+    k = calibration.shape[0]
+    z = decision @ calibration[:, :k].T + calibration[:, k]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
 @dataclass(slots=True)
 class IntentModel:
     """Multi-label linear model over TF-IDF features with stacked, calibrated scores per intent."""
@@ -172,9 +179,7 @@ class IntentModel:
 
     def calibrate(self, decision: np.ndarray) -> np.ndarray:
         """Calibrated probabilities from raw scores."""
-        k = len(self.intents)
-        z = decision @ self.calibration[:, :k].T + self.calibration[:, k]
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return calibrated(decision, self.calibration)
 
     def predict_proba(self, mains: list[str], quoteds: list[str]) -> np.ndarray:
         """Calibrated probability per intent for a batch."""

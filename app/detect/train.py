@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupKFold
 from app.detect.corpus import Example
 from app.detect.features import ask_text, model_inputs
 from app.detect.intents import INTENTS
-from app.detect.model import IntentModel, build_vectorizers, char_view
+from app.detect.model import IntentModel, build_vectorizers, calibrated, char_view
 
 DEFAULT_FPR_BUDGET = 0.015
 C_VALUE = 16.0
@@ -147,11 +147,8 @@ def _stack(decision: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _stacked_oof(decision: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Out-of-fold calibrated scores: the stacked calibration fitted without each fold."""
     out = np.zeros_like(decision)
-    k = y.shape[1]
     for fit_idx, held_idx in GroupKFold(n_splits=FOLDS).split(decision, y[:, 0], groups):
-        params = _stack(decision[fit_idx], y[fit_idx])
-        z = decision[held_idx] @ params[:, :k].T + params[:, k]
-        out[held_idx] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        out[held_idx] = calibrated(decision[held_idx], _stack(decision[fit_idx], y[fit_idx]))
     return out
 
 
@@ -233,6 +230,6 @@ def train_model(
     model = _fit(mains, quoteds, y[origin])
     model.calibration = _stack(oof, y)
     # Thresholds come from scores the calibration did not see either (nested out-of-fold).
-    calibrated = _stacked_oof(oof, y, groups)
-    model.thresholds = choose_thresholds(calibrated, y, benign, budget)
-    return TrainResult(model=model, oof_scores=calibrated, budget=budget)
+    stacked_oof = _stacked_oof(oof, y, groups)
+    model.thresholds = choose_thresholds(stacked_oof, y, benign, budget)
+    return TrainResult(model=model, oof_scores=stacked_oof, budget=budget)

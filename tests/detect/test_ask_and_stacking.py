@@ -6,6 +6,7 @@ import numpy as np
 
 from app.detect.features import ask_text, sentences, unwrap
 from app.detect.intents import INTENTS
+from app.detect.model import calibrated
 from app.detect.train import _stack, _stacked_oof
 
 WRAPPED = (
@@ -63,8 +64,7 @@ def test_stacked_calibration_is_a_probability_per_intent() -> None:
     params = _stack(decision, y)
     k = len(INTENTS)
     assert params.shape == (k, k + 1)
-    z = decision @ params[:, :k].T + params[:, k]
-    probs = 1.0 / (1.0 + np.exp(-z))
+    probs = calibrated(decision, params)
     # Each intent's own score carries the most weight, and the probabilities rank well.
     assert all(params[j, j] == params[j, :k].max() for j in range(k))
     for j in range(k):
@@ -90,7 +90,5 @@ def test_out_of_fold_stacked_scores_are_never_fitted_on_themselves() -> None:
     assert oof.shape == decision.shape
     assert ((oof >= 0) & (oof <= 1)).all()
     # Differs from the in-sample fit (each fold's calibration was fitted without it).
-    k = len(INTENTS)
-    params = _stack(decision, y)
-    in_sample = 1.0 / (1.0 + np.exp(-(decision @ params[:, :k].T + params[:, k])))
+    in_sample = calibrated(decision, _stack(decision, y))
     assert not np.allclose(oof, in_sample)
