@@ -29,24 +29,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIRS = [ROOT.parent / "shared" / "corpora" / "spamassassin"]
 
-BARE = r"""
+# Both ceilings: the same imports, the same lenient decoding of a part's bytes, and the same
+# pool over the listed files (each defines `work(path)` in between).
+_HEAD = r"""
 import email, sys
 from email import policy
 from multiprocessing import Pool
 
-def work(path):
-    msg = email.message_from_bytes(open(path, "rb").read(), policy=policy.compat32)
-    n = 0
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            data = part.get_payload(decode=True) or b""
-            try:
-                text = data.decode(part.get_content_charset() or "utf-8", "replace")
-            except LookupError:
-                text = data.decode("latin-1")
-            n += len(text)
-    return n
+def lenient(part):
+    data = part.get_payload(decode=True) or b""
+    try:
+        return data.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:
+        return data.decode("latin-1")
+"""
 
+_POOL = r"""
 if __name__ == "__main__":
     paths = [line.strip() for line in open(sys.argv[2]) if line.strip()]
     with Pool(int(sys.argv[1])) as pool:
@@ -54,11 +52,24 @@ if __name__ == "__main__":
     print(len(paths), total)
 """
 
-EXTRACT = r"""
-import email, sys
-from email import policy
+BARE = (
+    _HEAD
+    + r"""
+def work(path):
+    msg = email.message_from_bytes(open(path, "rb").read(), policy=policy.compat32)
+    n = 0
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            n += len(lenient(part))
+    return n
+"""
+    + _POOL
+)
+
+EXTRACT = (
+    _HEAD
+    + r"""
 from html.parser import HTMLParser
-from multiprocessing import Pool
 
 class TextOf(HTMLParser):
     def __init__(self):
@@ -88,11 +99,7 @@ def content(part):
     try:
         return part.get_content()
     except Exception:  # unknown charset, broken transfer encoding: read the part leniently
-        data = part.get_payload(decode=True) or b""
-        try:
-            return data.decode(part.get_content_charset() or "utf-8", "replace")
-        except LookupError:
-            return data.decode("latin-1")
+        return lenient(part)
 
 def work(path):
     msg = email.message_from_bytes(open(path, "rb").read(), policy=policy.default)
@@ -104,13 +111,9 @@ def work(path):
         elif ctype == "text/html":
             n += len(html_text(content(part)))
     return n
-
-if __name__ == "__main__":
-    paths = [line.strip() for line in open(sys.argv[2]) if line.strip()]
-    with Pool(int(sys.argv[1])) as pool:
-        total = sum(pool.imap(work, paths, chunksize=64))
-    print(len(paths), total)
 """
+    + _POOL
+)
 
 # Runs a command, then prints its wall time and the peak resident set of its processes (KiB) on
 # stderr's last line: RUSAGE_CHILDREN of a fresh process covers only what that process started.
