@@ -389,7 +389,12 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from the corpus")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--budget", type=float, default=0.015, help="target false-positive rate")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="target false-positive rate of the thresholds (default: DEFAULT_FPR_BUDGET, 0.015)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="report model quality")
