@@ -50,6 +50,7 @@ def train_and_save(
     budget: float | None = None,
     corpus_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Train on the corpus's training split, measure on its validation split, save with manifest.
 
@@ -67,7 +68,7 @@ def train_and_save(
     examples = load_corpus(corpus_dir)
     train = [e for e in examples if e.split == "train"]
     validation = [e for e in examples if e.split == "validation"]
-    result = train_model(train, budget=budget, progress=say)
+    result = train_model(train, budget=budget, progress=say, jobs=jobs)
     model = result.model
     model.version = "cs-" + model.parameter_hash()[:12]
     say("evaluating on the validation split")

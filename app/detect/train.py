@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 
 from app.detect.corpus import Example
 from app.detect.features import ask_text, model_inputs
@@ -208,26 +211,50 @@ class TrainResult:
     budget: float
 
 
+def _fit_on(prepared: _Prepared, y: np.ndarray, fit_idx: np.ndarray) -> IntentModel:
+    # One BLAS thread in every fit, wherever it runs: liblinear's sums are rounded differently
+    # when BLAS splits them over threads, which would make the model depend on `jobs`.
+    with threadpool_limits(limits=1):
+        mains, quoteds, origin = prepared.select(fit_idx, augment=True)
+        return _fit(mains, quoteds, y[origin])
+
+
+def default_jobs() -> int:
+    """Processes for training: one per core, at most one per fit."""
+    return max(1, min(FOLDS + 1, os.cpu_count() or 1))
+
+
 def train_model(
-    train: list[Example], *, budget: float = DEFAULT_FPR_BUDGET, progress: Progress | None = None
+    train: list[Example],
+    *,
+    budget: float = DEFAULT_FPR_BUDGET,
+    progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> TrainResult:
-    """Fit on the training split; calibrate and set thresholds on out-of-fold predictions."""
+    """Fit on the training split; calibrate and set thresholds on out-of-fold predictions.
+
+    The five fold fits and the final fit are independent and run on `jobs` processes (default: one
+    per core); each is deterministic, so the result does not depend on `jobs`.
+    """
     say = progress or (lambda _msg: None)
     y = _labels(train)
     groups = np.array([ex.group or ex.id for ex in train])
     benign = np.array([not ex.labels for ex in train])
-    oof = np.zeros((len(train), len(INTENTS)))
     prepared = _Prepared.of(train)
-    folds = GroupKFold(n_splits=FOLDS)
-    for fold, (fit_idx, held_idx) in enumerate(folds.split(np.zeros(len(train)), y[:, 0], groups)):
-        say(f"fold {fold + 1}/{FOLDS}")
-        mains, quoteds, origin = prepared.select(fit_idx, augment=True)
-        model = _fit(mains, quoteds, y[origin])
+    splits = list(GroupKFold(n_splits=FOLDS).split(np.zeros(len(train)), y[:, 0], groups))
+    jobs = jobs or default_jobs()
+    say(f"fitting {FOLDS} folds and the final model on {jobs} process(es)")
+    # The final fit goes first: it is the longest. Scores are computed here rather than in the
+    # workers: a sum over arrays that crossed a process boundary can round differently.
+    fitted = Parallel(n_jobs=jobs)(
+        delayed(_fit_on)(prepared, y, fit_idx)
+        for fit_idx in [np.arange(len(train)), *(fit for fit, _ in splits)]
+    )
+    model = fitted[0]
+    oof = np.zeros((len(train), len(INTENTS)))
+    for (_, held_idx), fold_model in zip(splits, fitted[1:], strict=True):
         h_mains, h_quoteds, _ = prepared.select(held_idx, augment=False)
-        oof[held_idx] = model.decision(model.features(h_mains, h_quoteds))
-    say("final fit")
-    mains, quoteds, origin = prepared.select(np.arange(len(train)), augment=True)
-    model = _fit(mains, quoteds, y[origin])
+        oof[held_idx] = fold_model.decision(fold_model.features(h_mains, h_quoteds))
     model.calibration = _stack(oof, y)
     # Thresholds come from scores the calibration did not see either (nested out-of-fold).
     stacked_oof = _stacked_oof(oof, y, groups)

@@ -190,3 +190,63 @@ def test_eval_prints_precision_recall_and_fpr_for_every_intent(capsys):
         assert fields[1].isdigit()
         for value in fields[2:]:
             assert value == "-" or 0.0 <= float(value) <= 1.0
+
+
+def _labelled(record_id: str, labels: list[str], kind: str, subject: str, text: str) -> str:
+    return json.dumps(
+        {
+            "id": record_id,
+            "labels": labels,
+            "kind": kind,
+            "style": "fluent",
+            "lang": "en",
+            "email": {
+                "from": "Pat Doyle <pat@harbourline-freight.com>",
+                "to": ["ap@example.org"],
+                "subject": subject,
+                "text": text,
+            },
+        }
+    )
+
+
+def test_eval_reports_a_held_out_set_beside_the_validation_split(tmp_path, capsys):
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "one.jsonl").write_text(
+        _labelled(
+            "h-1",
+            ["payment_change"],
+            "risky",
+            "New bank details",
+            "Our bank has changed. Please update our remittance details and send all future "
+            "payments to IBAN GB33BUKB20201555555555 from today.",
+        )
+        + "\n"
+        + _labelled(
+            "h-2",
+            [],
+            "benign",
+            "Lunch on Friday",
+            "Are we still on for lunch on Friday at the usual place?",
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    code = main(["eval", "--holdout", str(held), "--holdout", str(empty), "--json"])
+
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    [entry] = report["holdout"]  # the directory without labelled files is skipped
+    figures = entry["figures"]
+    assert entry["path"] == str(held / "one.jsonl")
+    assert (figures["emails"], figures["risky"], figures["benign"]) == (2, 1, 1)
+    assert figures["per_intent"]["payment_change"]["support"] == 1
+    assert figures["recall"] == 1.0
+    assert figures["false_positive_rate"] == 0.0
+    # The validation split is still reported, unchanged by the held-out set.
+    assert report["validation"]["emails"] > 1000

@@ -41,11 +41,12 @@ def small_corpus() -> list[Example]:
 
 @pytest.fixture(scope="module")
 def trained_twice(small_corpus) -> tuple[IntentModel, IntentModel]:
-    """Two independent trainings on the same examples (two folds, to keep it quick)."""
+    """Two independent trainings on the same examples (two folds, to keep it quick), one in this
+    process and one spread over two worker processes."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_module, "FOLDS", 2)
-        first = train_model(small_corpus, budget=0.05).model
-        second = train_model(small_corpus, budget=0.05).model
+        first = train_model(small_corpus, budget=0.05, jobs=1).model
+        second = train_model(small_corpus, budget=0.05, jobs=2).model
     return first, second
 
 
