@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from app.detect.directory import Directory
-from app.detect.features import model_inputs, sentences
+from app.detect.features import body_text, model_inputs, sentences
 from app.detect.intents import BANNERS
 from app.detect.model import IntentModel, load_model
 from app.detect.normalize import normalize
@@ -156,7 +156,7 @@ class Detector:
         ]
 
     def _evidence(self, email: Email, intent_idx: list[int]) -> dict[int, list[str]]:
-        found = sentences(email.subject + "\n" + email.newest)
+        found = sentences(email.subject + "\n" + body_text(email))
         if not found or not intent_idx:
             return {}
         decision = self.model.sentence_decisions([normalize(s) for s in found])

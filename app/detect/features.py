@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from app.detect.boilerplate import strip_boilerplate
 from app.detect.normalize import normalize
 from app.mail.schemas import Email
 
@@ -37,9 +38,14 @@ def bare_subject(subject: str) -> str:
     return _SUBJECT_PREFIX.sub("", subject)
 
 
+def body_text(email: Email) -> str:
+    """The newest message without signatures, disclaimers and banners (see boilerplate)."""
+    return strip_boilerplate(email.newest, _asks)
+
+
 def model_inputs(email: Email) -> tuple[str, str]:
     """(main, quoted) texts for the model: subject + newest message, and the quoted history."""
-    main = normalize(_clip(bare_subject(email.subject) + "\n" + email.newest))
+    main = normalize(_clip(bare_subject(email.subject) + "\n" + body_text(email)))
     quoted = normalize(email.quoted[:QUOTED_CHARS]) if email.quoted else ""
     return main, quoted
 
@@ -144,6 +150,11 @@ def _as_trie(regex: re.Pattern[str]) -> re.Pattern[str]:
 # The same matches as the regex written above, found faster (ask_text runs on every email).
 _ASK_CUE_AS_WRITTEN = _ASK_CUE
 _ASK_CUE = _as_trie(_ASK_CUE_AS_WRITTEN)
+
+
+def _asks(text: str) -> bool:
+    """Whether raw text holds a request cue (after normalisation, as the model sees it)."""
+    return _ASK_CUE.search(normalize(text)) is not None
 
 
 # A line this long that ends without punctuation was wrapped by the sender's mail program
