@@ -423,7 +423,8 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         "--budget",
         type=float,
         default=None,
-        help="target false-positive rate of the thresholds (default: DEFAULT_FPR_BUDGET, 0.015)",
+        help="target false-positive rate of the thresholds (default: 0.0075, DEFAULT_FPR_BUDGET in "
+        "app/detect/train.py)",
     )
     p.add_argument(
         "--jobs",
