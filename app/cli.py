@@ -242,7 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Report quality on the validation split and flag rates on legitimate mail."""
     from tqdm import tqdm
 
-    from app.detect.corpus import HOLDOUT_DIR, Example, load_corpus
+    from app.detect.corpus import HOLDOUT_DIR, Example, corpus_files, load_corpus
     from app.detect.evaluate import evaluate_examples, flag_rate, iter_eml
     from app.detect.model import ModelIntegrityError
     from app.detect.service import build_detector
@@ -253,15 +253,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"countersign: {exc}", file=sys.stderr)
         return 2
 
+    def bar(total: int, desc: str) -> tqdm[Any]:
+        return tqdm(
+            total=total, desc=desc, unit="email", file=sys.stderr, disable=not sys.stderr.isatty()
+        )
+
     def labelled(name: str, examples: list[Example]) -> dict[str, Any]:
-        with tqdm(
-            total=len(examples),
-            desc=name,
-            unit="email",
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
-        ) as bar:
-            return evaluate_examples(detector, examples, progress=bar.update)
+        with bar(len(examples), name) as progress:
+            return evaluate_examples(detector, examples, progress=progress.update)
 
     report: dict[str, Any] = {
         "model_version": detector.model_version,
@@ -271,20 +270,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     }
     # Each held-out file is its own set: they come from different writers.
     for held in args.holdout if args.holdout is not None else [HOLDOUT_DIR]:
-        for path in [held] if held.is_file() else sorted(held.glob("*.jsonl")):
+        for path in corpus_files(held):
             report["holdout"].append(
                 {"path": str(path), "figures": labelled(path.stem, load_corpus(path))}
             )
     for legit in args.legit or []:
         files = iter_eml([legit])
-        with tqdm(
-            total=len(files),
-            desc=str(legit.name),
-            unit="email",
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
-        ) as bar:
-            figures = flag_rate(detector, files, progress=bar.update)
+        with bar(len(files), str(legit.name)) as progress:
+            figures = flag_rate(detector, files, progress=progress.update)
         report["legitimate"].append({"path": str(legit), **figures})
     if args.json:
         print(json.dumps(report, indent=2))
@@ -309,7 +302,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         }
         for i, j, s in dups
     ]
-    held = load_corpus(HOLDOUT_DIR) if any(HOLDOUT_DIR.glob("*.jsonl")) else []
+    held = load_corpus(HOLDOUT_DIR)
     holdout: dict[str, object] = {"total": len(held)}
     summary["holdout"] = holdout
     if held:

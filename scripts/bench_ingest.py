@@ -129,6 +129,17 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return f"v1={mac}"
 
 
+def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
+    """The headers of one webhook post of `body`, signed now."""
+    timestamp = str(int(time.time()))
+    return {
+        "content-type": "application/json",
+        "x-countersign-source": SOURCE,
+        "x-countersign-timestamp": timestamp,
+        "x-countersign-signature": sign(secret, timestamp, body),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Load generator
 
@@ -201,13 +212,7 @@ async def drive(
 
     async def send(client: httpx.AsyncClient, i: int) -> None:
         body = batch.bodies[i]
-        timestamp = str(int(time.time()))
-        headers = {
-            "content-type": "application/json",
-            "x-countersign-source": SOURCE,
-            "x-countersign-timestamp": timestamp,
-            "x-countersign-signature": sign(secret, timestamp, body),
-        }
+        headers = signed_headers(secret, body)
         result.sent += 1
         start = time.perf_counter()
         try:
@@ -362,13 +367,7 @@ async def drive_paced(
     async def send(i: int, due: float) -> None:
         pooled = await pool.acquire()
         body = batch.bodies[i]
-        timestamp = str(int(time.time()))
-        headers = {
-            "content-type": "application/json",
-            "x-countersign-source": SOURCE,
-            "x-countersign-timestamp": timestamp,
-            "x-countersign-signature": sign(secret, timestamp, body),
-        }
+        headers = signed_headers(secret, body)
         lags.append(time.perf_counter() - due)
         try:
             response = await pooled.client.post("/v1/messages", content=body, headers=headers)

@@ -67,13 +67,17 @@ def _check(record: dict[str, object], where: str) -> None:
         raise CorpusError(f"{where}: lang must be one of {LANGS}")
 
 
+def corpus_files(path: Path) -> list[Path]:
+    """The labelled files at `path`: the file itself, or a directory's `*.jsonl` files in order."""
+    return [path] if path.is_file() else sorted(path.glob("*.jsonl"))
+
+
 def load_corpus(directory: Path = CORPUS_DIR) -> list[Example]:
     """Every example of every `*.jsonl` file (or of the one file `directory` names), validated,
     grouped and split."""
     examples: list[Example] = []
     seen: set[str] = set()
-    files = [directory] if directory.is_file() else sorted(directory.glob("*.jsonl"))
-    for path in files:
+    for path in corpus_files(directory):
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -107,7 +111,7 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[Example]:
 def corpus_hash(directory: Path = CORPUS_DIR) -> str:
     """SHA-256 over the corpus files (names and bytes), recorded in the model manifest."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.jsonl")):
+    for path in corpus_files(directory):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
